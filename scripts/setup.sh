@@ -37,7 +37,16 @@ else
 fi
 
 # Rust toolchain: the machine's rustup toolchain; the static musl-free guest target is the host one.
-command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+# Debian 12's own rustc (1.63) is too old for the workspace; use rustup's stable toolchain.
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || {
+    echo "setup: installing Rust with rustup"
+    command -v curl >/dev/null || apt-get install -y -qq curl ca-certificates >/dev/null
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy -c rustfmt \
+      || die "could not install Rust: install it with rustup (https://rustup.rs) and re-run"
+  }
+  echo "setup: add \$HOME/.cargo/bin to PATH (source \$HOME/.cargo/env)"
+fi
 
 # Hugepages: reserve at least NETVM_HUGEPAGES 2 MiB pages, never shrink a bigger reservation.
 want=${NETVM_HUGEPAGES:-1024}

@@ -155,6 +155,7 @@ impl EalBuilder {
             a.push(format!("--main-lcore={m}"));
         }
         a.push("--in-memory".into());
+        a.push("--no-telemetry".into());
         let prefix = self.file_prefix.clone().unwrap_or_else(|| {
             format!(
                 "netvm-{}-{}",
