@@ -24,7 +24,9 @@ fn main() {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let secs: f64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3.0);
-    let rx_dev = args.next().unwrap_or_else(|| "net_null0,size=64,copy=0".into());
+    let rx_dev = args
+        .next()
+        .unwrap_or_else(|| "net_null0,size=64,copy=0".into());
     let tx_dev = args.next().unwrap_or_else(|| "net_null1".into());
 
     let (b, fell_back) = EalBuilder::new("portfwd").lcores("0").huge_or_fallback(512);
@@ -41,7 +43,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     tx.configure(&cfg, &[&pool])?;
     rx.start()?;
     tx.start()?;
-    println!("forwarding {} ({}) -> {} ({}) for {secs} s", rx.name(), rx.id(), tx.name(), tx.id());
+    println!(
+        "forwarding {} ({}) -> {} ({}) for {secs} s",
+        rx.name(),
+        rx.id(),
+        tx.name(),
+        tx.id()
+    );
 
     let mut burst = MbufArray::<32>::new();
     let (mut fwd, mut dropped) = (0u64, 0u64);
@@ -71,13 +79,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let el = start.elapsed().as_secs_f64();
     let (rs, ts) = (rx.stats()?, tx.stats()?);
-    println!("port {} rx {} packets; port {} tx {} packets; dropped on tx {dropped}", rx.name(), rs.ipackets, tx.name(), ts.opackets);
-    println!("forwarded {fwd} packets in {el:.2} s = {:.2} Mpps", fwd as f64 / el / 1e6);
+    println!(
+        "port {} rx {} packets; port {} tx {} packets; dropped on tx {dropped}",
+        rx.name(),
+        rs.ipackets,
+        tx.name(),
+        ts.opackets
+    );
+    println!(
+        "forwarded {fwd} packets in {el:.2} s = {:.2} Mpps",
+        fwd as f64 / el / 1e6
+    );
     rx.stop()?;
     tx.stop()?;
     drop((rx, tx));
     if !pool.is_full() {
-        return Err(format!("pool not full after stop: {} of {}", pool.avail_count(), pool.size()).into());
+        return Err(format!(
+            "pool not full after stop: {} of {}",
+            pool.avail_count(),
+            pool.size()
+        )
+        .into());
     }
     println!("pool full again ({} mbufs)", pool.size());
     Ok(())

@@ -413,3 +413,26 @@ impl Eal {
         unsafe { sys::rte_lcore_count() }
     }
 }
+
+/// Registers the calling (non-EAL) thread with DPDK so it gets an lcore id and per-lcore
+/// mempool caches. Returns the lcore id. Call [`unregister_thread`] before the thread exits.
+pub fn register_thread(_eal: &Eal) -> Result<u32, EalError> {
+    // SAFETY: the EAL is initialised (an Eal exists); registers the current thread only.
+    let ret = unsafe { sys::rte_thread_register() };
+    if ret != 0 {
+        let errno = crate::rte_errno();
+        return Err(EalError::InitFailed {
+            args: vec!["rte_thread_register".into()],
+            errno,
+            message: crate::strerror(errno),
+        });
+    }
+    // SAFETY: reads the calling thread's lcore id.
+    Ok(unsafe { sys::netvm_rte_lcore_id() })
+}
+
+/// Undoes [`register_thread`] for the calling thread.
+pub fn unregister_thread() {
+    // SAFETY: only releases the calling thread's lcore id (a no-op for unregistered threads).
+    unsafe { sys::rte_thread_unregister() }
+}

@@ -23,7 +23,7 @@ mod mbuf;
 mod mempool;
 mod port;
 
-pub use eal::{Eal, EalBuilder, EalError};
+pub use eal::{register_thread, unregister_thread, Eal, EalBuilder, EalError};
 pub use mbuf::{Mbuf, MbufArray};
 pub use mempool::{ExtMem, Mempool, MempoolError};
 pub use port::{LinkInfo, Port, PortConfig, PortError, PortInfo, PortStats};

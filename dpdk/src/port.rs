@@ -2,6 +2,7 @@
 
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{sys, Eal, MbufArray, Mempool};
 
@@ -148,7 +149,7 @@ pub struct Port {
     devargs: String,
     rx_queues: u16,
     tx_queues: u16,
-    started: bool,
+    started: AtomicBool,
     _eal: Eal,
 }
 
@@ -196,7 +197,7 @@ impl Port {
             devargs: devargs.into(),
             rx_queues: 0,
             tx_queues: 0,
-            started: false,
+            started: AtomicBool::new(false),
             _eal: eal.clone(),
         })
     }
@@ -333,21 +334,20 @@ impl Port {
         Ok(())
     }
 
-    /// Starts the port.
-    pub fn start(&mut self) -> Result<(), PortError> {
+    /// Starts the port (after [`Port::configure`]).
+    pub fn start(&self) -> Result<(), PortError> {
         // SAFETY: valid, configured port id.
         let ret = unsafe { sys::rte_eth_dev_start(self.id) };
         self.op("rte_eth_dev_start", ret)?;
-        self.started = true;
+        self.started.store(true, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Stops the port.
-    pub fn stop(&mut self) -> Result<(), PortError> {
-        if self.started {
+    /// Stops the port. Callers stop polling its queues first.
+    pub fn stop(&self) -> Result<(), PortError> {
+        if self.started.swap(false, Ordering::SeqCst) {
             // SAFETY: valid port id.
             let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
-            self.started = false;
             self.op("rte_eth_dev_stop", ret)?;
         }
         Ok(())

@@ -1,1 +1,554 @@
-//! Placeholder: filled by its issue.
+//! netvm-core: the data plane.
+//!
+//! Owns the EAL, the ports (any DPDK device string), one shared-memory region per trust domain
+//! with a DPDK pool whose **data buffers live in the region** while mbuf headers stay
+//! core-private, and the workers that move packet references between ports and NF rings.
+//!
+//! * [`config`]: the JSON configuration and its validation (shared with `netvm-manager`).
+//! * [`domain`]: a trust domain at run time — region, pool, per-buffer ownership table.
+//! * [`tables`]: services, chains and classification rules, swapped whole at run time.
+//! * [`worker`]: the run-to-completion hot loop and every check of NF input.
+//! * [`stats`]: counters and the consistent snapshot behind the accounting identity.
+//! * [`control`]: the Unix control socket (JSON lines) and the NF supervisor.
+//!
+//! Trust: NFs are untrusted. Everything an NF writes into shared memory (ring indices,
+//! descriptors, slot fields, packet bytes) is validated before the core acts on it; a buffer
+//! is acted on only if the ownership table says that NF holds it now. The core never reads
+//! back ring ids or geometry from shared memory after creating a region.
+
+pub mod config;
+pub mod control;
+pub mod domain;
+pub mod stats;
+pub mod tables;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+use dpdk::{Eal, EalBuilder, Port, PortConfig as DevPortConfig};
+
+use config::Config;
+use domain::{Domain, Owner, OWNER_NONE};
+use stats::{DropReason, Report};
+use tables::Tables;
+use worker::{Command, SnapshotSlot, Worker};
+
+/// Errors starting or running the core.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The configuration is invalid.
+    #[error("invalid configuration")]
+    Config(#[from] config::ConfigError),
+    /// EAL initialisation failed.
+    #[error("starting DPDK")]
+    Eal(#[from] dpdk::EalError),
+    /// A port could not be opened or configured.
+    #[error("port {name:?}")]
+    Port {
+        /// Port name.
+        name: String,
+        /// DPDK's error.
+        #[source]
+        source: dpdk::PortError,
+    },
+    /// A domain's pool could not be created.
+    #[error("packet pool of domain {domain:?}")]
+    Pool {
+        /// Domain.
+        domain: String,
+        /// DPDK's error.
+        #[source]
+        source: dpdk::MempoolError,
+    },
+    /// A region could not be created.
+    #[error("region {}", path.display())]
+    Region {
+        /// Region file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: netvm_shm::RegionError,
+    },
+    /// NFs did not attach in time.
+    #[error("NFs did not attach within {secs} s: {missing:?}")]
+    AttachTimeout {
+        /// Seconds waited.
+        secs: u64,
+        /// NFs still missing.
+        missing: Vec<String>,
+    },
+    /// Control socket or other I/O.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A broken internal assumption (reported, never a panic).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The core's view of an NF (`NfRt::state`).
+pub mod nf_state {
+    /// Slot reserved, NF not attached yet.
+    pub const PENDING: u8 = 0;
+    /// Attached: receives packets.
+    pub const ATTACHED: u8 = 1;
+    /// Detached cleanly (slot re-reserved for a restart).
+    pub const DETACHED: u8 = 2;
+    /// Quarantined for misbehaviour: receives nothing.
+    pub const QUARANTINED: u8 = 3;
+    /// Its process died (slot re-reserved for a restart).
+    pub const DEAD: u8 = 4;
+    /// Name of a state.
+    pub fn name(s: u8) -> &'static str {
+        match s {
+            PENDING => "pending",
+            ATTACHED => "attached",
+            DETACHED => "detached",
+            QUARANTINED => "quarantined",
+            DEAD => "dead",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Static facts about an NF instance.
+#[derive(Debug, Clone)]
+pub struct NfInfo {
+    /// Instance name.
+    pub name: String,
+    /// Service name.
+    pub service: String,
+}
+
+/// An NF as the core tracks it.
+#[derive(Debug)]
+pub struct NfRt {
+    /// Static facts.
+    pub info: NfInfo,
+    /// Domain index.
+    pub domain: u16,
+    /// Slot index in the domain's region.
+    pub slot: u32,
+    /// Worker that drains its TX ring.
+    pub worker: usize,
+    /// [`nf_state`].
+    pub state: AtomicU8,
+    /// Rejected descriptors so far (for the quarantine policy).
+    pub rejects: AtomicU64,
+    /// Buffers taken back by reclaim.
+    pub reclaimed: AtomicU64,
+    /// Workers that finished a reclaim of this NF.
+    pub reclaim_done: AtomicU64,
+}
+
+/// A port at run time.
+#[derive(Debug)]
+pub struct PortRt {
+    /// Name from the config.
+    pub name: String,
+    /// Domain its packets land in.
+    pub domain: u16,
+    /// The DPDK port.
+    pub port: Port,
+}
+
+impl PortRt {
+    /// TX queue a worker uses (one per worker).
+    #[inline]
+    pub fn txq_of_worker(&self, w: usize) -> u16 {
+        u16::try_from(w).unwrap_or(0)
+    }
+}
+
+/// Everything the workers and the control thread share.
+pub struct Shared {
+    /// The EAL handle.
+    pub eal: Eal,
+    /// The configuration in force.
+    pub config: Config,
+    /// Trust domains.
+    pub domains: Vec<Domain>,
+    /// Ports.
+    pub ports: Vec<PortRt>,
+    /// NFs, in config order.
+    pub nfs: Vec<NfRt>,
+    /// Tables in force (the control side's copy).
+    pub tables: Mutex<Arc<Tables>>,
+    /// Per-worker command queues.
+    pub commands: Vec<ArrayQueue<Command>>,
+    /// Per-worker snapshot slots.
+    pub snapshots: Vec<SnapshotSlot>,
+    /// Requested snapshot epoch.
+    pub snapshot_epoch: AtomicU64,
+    /// Workers resume after a snapshot once this reaches its epoch.
+    pub resume_epoch: AtomicU64,
+    /// Set to stop the workers.
+    pub stop: AtomicBool,
+    /// NFs the operator detached, for the supervisor.
+    pub detach_requests: Mutex<Vec<usize>>,
+    /// When the ports started.
+    pub started: OnceLock<Instant>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("domains", &self.domains)
+            .field("ports", &self.ports)
+            .field("nfs", &self.nfs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Wait this long for every configured NF to attach before starting the ports (zero: start
+    /// at once).
+    pub wait_attach: Duration,
+    /// Stop after this long (None: until signalled or told over the control socket).
+    pub duration: Option<Duration>,
+    /// Time to wait at shutdown for NFs to give buffers back.
+    pub drain: Duration,
+    /// Write the final report (JSON) here as well as to stdout.
+    pub summary: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            wait_attach: Duration::from_secs(30),
+            duration: None,
+            drain: Duration::from_secs(2),
+            summary: None,
+        }
+    }
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+fn install_signals() {
+    let h: extern "C" fn(libc::c_int) = on_signal;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs an async-signal-safe handler (one atomic store) for two signals.
+        unsafe {
+            libc::signal(sig, h as libc::sighandler_t);
+        }
+    }
+}
+
+/// Builds everything the config describes: EAL, regions and pools, ports, NF slots.
+pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
+    cfg.validate()?;
+    let nworkers = cfg.workers.len();
+    let mut eb = EalBuilder::new("netvm-core").lcores(&cfg.workers[0].cpu.to_string());
+    for a in &cfg.eal.args {
+        eb = eb.arg(a);
+    }
+    for p in &cfg.ports {
+        let dev = p.device.split(',').next().unwrap_or("");
+        if dev.contains(':') {
+            eb = eb.allow_pci(dev);
+        }
+    }
+    let eb = match cfg.eal.no_huge_mb {
+        Some(mb) => eb.no_huge(mb),
+        None => {
+            let (b, fell_back) = eb.huge_or_fallback(1024);
+            if fell_back {
+                eprintln!("netvm-core: WARNING: no usable hugepages; DPDK runs with --no-huge");
+            }
+            b
+        }
+    };
+    let eal = eb.init()?;
+    let dir = cfg.region_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| CoreError::Io {
+        what: format!("creating {}", dir.display()),
+        source: e,
+    })?;
+    let mut domains = Vec::new();
+    for (i, d) in cfg.domains.iter().enumerate() {
+        let slots = cfg.nfs.iter().filter(|n| n.domain == d.name).count() as u32 + 4;
+        let id = u16::try_from(i).map_err(|_| CoreError::Internal("domain count".into()))?;
+        let dom = Domain::create(
+            &eal,
+            id,
+            &d.name,
+            &dir,
+            d.buffers,
+            slots,
+            nworkers as u32,
+            cfg.ring_capacity,
+        );
+        match dom {
+            Ok(dom) => domains.push(dom),
+            Err(e) => {
+                domains.iter().for_each(Domain::remove_file);
+                return Err(e);
+            }
+        }
+    }
+    let cleanup = |domains: &Vec<Domain>| domains.iter().for_each(Domain::remove_file);
+    let dom_idx = |name: &str| {
+        cfg.domains
+            .iter()
+            .position(|d| d.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+            .unwrap_or(0)
+    };
+    let mut ports = Vec::new();
+    for p in &cfg.ports {
+        let d = dom_idx(&p.domain);
+        let r = (|| {
+            let mut port = Port::open(&eal, &p.device)?;
+            let dcfg = DevPortConfig {
+                rx_queues: 1,
+                tx_queues: nworkers as u16,
+                ..Default::default()
+            };
+            port.configure(&dcfg, &[&domains[usize::from(d)].pool])?;
+            Ok::<_, dpdk::PortError>(port)
+        })();
+        match r {
+            Ok(port) => ports.push(PortRt {
+                name: p.name.clone(),
+                domain: d,
+                port,
+            }),
+            Err(e) => {
+                drop(ports);
+                cleanup(&domains);
+                return Err(CoreError::Port {
+                    name: p.name.clone(),
+                    source: e,
+                });
+            }
+        }
+    }
+    // Reserve a slot per NF, in its domain's region.
+    let mut nfs = Vec::new();
+    let mut next_slot = vec![0u32; domains.len()];
+    for (i, n) in cfg.nfs.iter().enumerate() {
+        let d = dom_idx(&n.domain);
+        let slot = next_slot[usize::from(d)];
+        next_slot[usize::from(d)] += 1;
+        let nf = NfRt {
+            info: NfInfo {
+                name: n.name.clone(),
+                service: n.service.clone(),
+            },
+            domain: d,
+            slot,
+            worker: i % nworkers,
+            state: AtomicU8::new(nf_state::PENDING),
+            rejects: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
+            reclaim_done: AtomicU64::new(0),
+        };
+        nfs.push(nf);
+    }
+    let port_ids = |name: &str| {
+        cfg.ports
+            .iter()
+            .position(|p| p.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+    };
+    let tables = match Tables::build(&cfg, &port_ids) {
+        Ok(t) => t,
+        Err(e) => {
+            cleanup(&domains);
+            return Err(e.into());
+        }
+    };
+    let shared = Shared {
+        eal,
+        domains,
+        ports,
+        nfs,
+        tables: Mutex::new(Arc::new(tables)),
+        commands: (0..nworkers).map(|_| ArrayQueue::new(1024)).collect(),
+        snapshots: (0..nworkers).map(|_| SnapshotSlot::default()).collect(),
+        snapshot_epoch: AtomicU64::new(0),
+        resume_epoch: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        detach_requests: Mutex::new(Vec::new()),
+        started: OnceLock::new(),
+        config: cfg,
+    };
+    for i in 0..shared.nfs.len() {
+        if let Err(e) = control::reserve_slot(&shared, i) {
+            shared.domains.iter().for_each(Domain::remove_file);
+            return Err(e);
+        }
+    }
+    Ok(Arc::new(shared))
+}
+
+/// Runs the core until signalled, told to stop over the control socket, or `opts.duration`.
+/// Returns the final report.
+pub fn run(cfg: Config, opts: &RunOptions) -> Result<Report, CoreError> {
+    install_signals();
+    let shared = build(cfg)?;
+    let res = run_built(&shared, opts);
+    for d in &shared.domains {
+        d.remove_file();
+    }
+    let _ = std::fs::remove_file(shared.config.control_socket());
+    let mut report = res?;
+    // Close the ports (their RX rings give mbufs back), then every pool must be full.
+    match Arc::try_unwrap(shared) {
+        Ok(sh) => {
+            let Shared { ports, domains, .. } = sh;
+            drop(ports);
+            report.pools_full = Some(domains.iter().all(Domain::pool_full));
+            drop(domains);
+        }
+        Err(_) => report.pools_full = None,
+    }
+    if let Some(p) = &opts.summary {
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        std::fs::write(p, text).map_err(|e| CoreError::Io {
+            what: format!("writing {}", p.display()),
+            source: e,
+        })?;
+    }
+    Ok(report)
+}
+
+fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreError> {
+    let ctl = control::start(Arc::clone(shared))?;
+    // Wait for the NFs before the ports start, so no packet meets an absent NF.
+    let t0 = Instant::now();
+    if !opts.wait_attach.is_zero() {
+        loop {
+            let missing: Vec<String> = shared
+                .nfs
+                .iter()
+                .filter(|n| n.state.load(Ordering::Acquire) != nf_state::ATTACHED)
+                .map(|n| n.info.name.clone())
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            if SIGNALLED.load(Ordering::SeqCst) || shared.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if t0.elapsed() >= opts.wait_attach {
+                shared.stop.store(true, Ordering::SeqCst);
+                ctl.join();
+                return Err(CoreError::AttachTimeout {
+                    secs: opts.wait_attach.as_secs(),
+                    missing,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    // Start the ports (a port that fails to start stops the run with its error).
+    for p in &shared.ports {
+        if let Err(e) = p.port.start() {
+            shared.stop.store(true, Ordering::SeqCst);
+            ctl.join();
+            return Err(CoreError::Port {
+                name: p.name.clone(),
+                source: e,
+            });
+        }
+    }
+    let _ = shared.started.set(Instant::now());
+    let nworkers = shared.config.workers.len();
+    let tables = shared
+        .tables
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut handles = Vec::new();
+    for w in 1..nworkers {
+        let sh = Arc::clone(shared);
+        let t = Arc::clone(&tables);
+        let cpu = shared.config.workers[w].cpu;
+        let rx: Vec<u16> = (0..shared.ports.len() as u16)
+            .filter(|p| usize::from(*p) % nworkers == w)
+            .collect();
+        let drain = opts.drain;
+        handles.push(std::thread::spawn(move || {
+            let _ = core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
+            let _ = dpdk::register_thread(&sh.eal);
+            let c = Worker::new(w, Arc::clone(&sh), t, rx).run(&sh.stop, drain);
+            dpdk::unregister_thread();
+            c
+        }));
+    }
+    // A watcher turns signals and the duration into the stop flag.
+    let watcher = {
+        let sh = Arc::clone(shared);
+        let dur = opts.duration;
+        std::thread::spawn(move || {
+            control::unpin_current_thread();
+            let start = Instant::now();
+            while !sh.stop.load(Ordering::SeqCst) {
+                if SIGNALLED.load(Ordering::SeqCst) || dur.is_some_and(|d| start.elapsed() >= d) {
+                    sh.stop.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let rx0: Vec<u16> = (0..shared.ports.len() as u16)
+        .filter(|p| usize::from(*p) % nworkers == 0)
+        .collect();
+    let mut total = Worker::new(0, Arc::clone(shared), tables, rx0).run(&shared.stop, opts.drain);
+    for h in handles {
+        match h.join() {
+            Ok(c) => total.merge(&c),
+            Err(_) => return Err(CoreError::Internal("a worker thread panicked".into())),
+        }
+    }
+    let _ = watcher.join();
+    ctl.join();
+    // What NFs still hold is reported and taken back, so that the pools end full.
+    let mut held_at_stop = Vec::new();
+    for (i, n) in shared.nfs.iter().enumerate() {
+        let held = i128::from(total.nf_delivered[i]) - i128::from(total.nf_returned[i]);
+        if held > 0 {
+            held_at_stop.push((n.info.name.clone(), held));
+        }
+    }
+    for d in &shared.domains {
+        for b in d.bufs.iter() {
+            if let Some(o) = Owner::decode(b.owner.load(Ordering::Acquire)) {
+                b.owner.store(OWNER_NONE, Ordering::Relaxed);
+                total.nf_returned[usize::from(o.nf)] += 1;
+                total.drops[DropReason::Reclaimed as usize] += 1;
+                // SAFETY: every worker has exited; the buffer was held by an NF and is now
+                // taken back by the core, which frees its mbuf once.
+                unsafe { dpdk::sys::netvm_rte_pktmbuf_free(b.mbuf) };
+            }
+        }
+    }
+    for (name, held) in &held_at_stop {
+        eprintln!("netvm-core: NF {name} still held {held} buffers at shutdown; reclaimed");
+    }
+    let mut report = control::report_from(shared, &total, u64::MAX, true, 0);
+    for p in &shared.ports {
+        let _ = p.port.stop();
+    }
+    report.held_at_shutdown = held_at_stop.into_iter().collect();
+    report.accounting_ok &= report.in_flight == 0;
+    Ok(report)
+}

@@ -1,0 +1,636 @@
+//! The netvm configuration: domains, ports, NFs, chains and workers.
+//!
+//! One JSON document describes an instance; `netvm-core` uses the data-plane parts and
+//! `netvm-manager` the rest (NF programs, CPUs, VM resources). Unknown fields are errors
+//! (`deny_unknown_fields`), and [`Config::validate`] rejects dangling references, duplicate
+//! names, CPU overlaps and impossible sizes with the JSON path of the offending value.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Instance name: names the control socket and region files.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Directory of region files (default `/dev/hugepages`; any directory works, a
+    /// non-hugetlbfs one with a warning).
+    #[serde(default)]
+    pub region_dir: Option<PathBuf>,
+    /// Directory for the control socket and logs (default `/run/netvm/<name>`).
+    #[serde(default)]
+    pub run_dir: Option<PathBuf>,
+    /// Data-plane workers, each pinned to its CPU.
+    #[serde(default = "default_workers")]
+    pub workers: Vec<WorkerConfig>,
+    /// Trust domains: each is one shared-memory region.
+    pub domains: Vec<DomainConfig>,
+    /// DPDK ports.
+    pub ports: Vec<PortConfig>,
+    /// Network functions.
+    #[serde(default)]
+    pub nfs: Vec<NfConfig>,
+    /// Chains, matched in order; the first match wins; unmatched packets are dropped (counted).
+    #[serde(default)]
+    pub chains: Vec<ChainConfig>,
+    /// EAL options.
+    #[serde(default)]
+    pub eal: EalOptions,
+    /// Descriptors per NF ring (power of two).
+    #[serde(default = "default_ring_capacity")]
+    pub ring_capacity: u32,
+    /// NF failure handling.
+    #[serde(default)]
+    pub quarantine_after: Option<u64>,
+}
+
+fn default_name() -> String {
+    "netvm".into()
+}
+fn default_workers() -> Vec<WorkerConfig> {
+    vec![WorkerConfig { cpu: 0 }]
+}
+fn default_ring_capacity() -> u32 {
+    1024
+}
+
+/// One worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// CPU the worker thread is pinned to.
+    pub cpu: usize,
+}
+
+/// A trust domain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// Name (also in the region header).
+    pub name: String,
+    /// Packet buffers in the domain's region.
+    #[serde(default = "default_buffers")]
+    pub buffers: u32,
+    /// NUMA node the region should live on.
+    #[serde(default)]
+    pub numa_node: Option<u32>,
+}
+
+fn default_buffers() -> u32 {
+    8192
+}
+
+/// A DPDK port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Name used by chains.
+    pub name: String,
+    /// DPDK device string: a vdev (`net_pcap0,rx_pcap=in.pcap`) or a PCI address.
+    pub device: String,
+    /// Domain whose region receives this port's packets.
+    pub domain: String,
+}
+
+/// Where an NF runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NfKind {
+    /// A host process mapping the region file.
+    #[default]
+    Process,
+    /// A QEMU guest seeing the region as an ivshmem BAR.
+    Vm,
+}
+
+/// Guest resources.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmConfig {
+    /// Guest memory in MiB.
+    #[serde(default = "default_vm_mem")]
+    pub memory_mb: u32,
+    /// Virtual CPUs.
+    #[serde(default = "default_vcpus")]
+    pub vcpus: u32,
+}
+
+fn default_vm_mem() -> u32 {
+    256
+}
+fn default_vcpus() -> u32 {
+    1
+}
+
+/// A network function instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NfConfig {
+    /// Instance name (unique); the NF attaches with it.
+    pub name: String,
+    /// Service it provides; chains name services, instances of one service share the load.
+    pub service: String,
+    /// Process or VM.
+    #[serde(default)]
+    pub kind: NfKind,
+    /// Domain whose region the NF maps.
+    pub domain: String,
+    /// Program to run (manager only).
+    #[serde(default)]
+    pub program: Option<String>,
+    /// Its arguments (manager only).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// CPU to pin the NF to (manager only).
+    #[serde(default)]
+    pub cpu: Option<usize>,
+    /// Guest resources for `kind: vm`.
+    #[serde(default)]
+    pub vm: Option<VmConfig>,
+}
+
+/// How a chain spreads packets over the instances of a service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Symmetric 5-tuple hash: a flow (both directions) always meets the same instance.
+    #[default]
+    FlowHash,
+    /// New flows go to the instance with the emptiest ring (NetVM's state-based balancing);
+    /// a flow stays on its instance once placed.
+    LeastLoaded,
+}
+
+/// Packet match of a chain; absent fields match anything.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Input port name.
+    #[serde(default)]
+    pub in_port: Option<String>,
+    /// Ethertype (e.g. 2048 for IPv4).
+    #[serde(default)]
+    pub ethertype: Option<u16>,
+    /// IPv4 source prefix, `10.0.0.0/8`.
+    #[serde(default)]
+    pub src: Option<String>,
+    /// IPv4 destination prefix.
+    #[serde(default)]
+    pub dst: Option<String>,
+    /// IP protocol: `tcp`, `udp`, `icmp` or a number.
+    #[serde(default)]
+    pub proto: Option<String>,
+    /// L4 destination port or range, `80` or `8000-8080`.
+    #[serde(default)]
+    pub dst_port: Option<String>,
+}
+
+/// A chain: match → services in order → egress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Name.
+    pub name: String,
+    /// What enters the chain.
+    #[serde(default, rename = "match")]
+    pub matches: MatchConfig,
+    /// Services in order (may be empty: port to port).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Port name the packet leaves by after the last service, or `drop`.
+    pub egress: String,
+    /// Further ports an NF of this chain may send to with OUT(port).
+    #[serde(default)]
+    pub allow_ports: Vec<String>,
+    /// Instance selection.
+    #[serde(default)]
+    pub balance: Balance,
+}
+
+/// EAL options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalOptions {
+    /// Run without hugepages (`--no-huge`) with this many MiB.
+    #[serde(default)]
+    pub no_huge_mb: Option<u32>,
+    /// Extra EAL arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// A configuration error: the JSON path of the offending value and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    /// JSON path, e.g. `chains[1].services[0]`.
+    pub path: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn err(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Most ports, domains, NFs, services and chains one instance supports (fits the core's
+/// compact per-buffer ownership word and its port bitmaps).
+pub const MAX_PORTS: usize = 32;
+/// Most domains.
+pub const MAX_DOMAINS: usize = 16;
+/// Most NF instances.
+pub const MAX_NFS: usize = 254;
+/// Most services in one chain.
+pub const MAX_CHAIN_LEN: usize = 16;
+/// Most workers.
+pub const MAX_WORKERS: usize = 8;
+
+impl Config {
+    /// Parses JSON (syntax and shape only; call [`Config::validate`] next).
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(text).map_err(|e| {
+            err(
+                format!("line {} column {}", e.line(), e.column()),
+                e.to_string(),
+            )
+        })
+    }
+
+    /// Reads and parses a file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), e.to_string()))?;
+        Self::from_json(&text)
+    }
+
+    /// Region file directory.
+    pub fn region_dir(&self) -> PathBuf {
+        self.region_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/dev/hugepages"))
+    }
+
+    /// Control socket and log directory.
+    pub fn run_dir(&self) -> PathBuf {
+        self.run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/run/netvm").join(&self.name))
+    }
+
+    /// Control socket path.
+    pub fn control_socket(&self) -> PathBuf {
+        self.run_dir().join("control.sock")
+    }
+
+    /// Checks references, uniqueness, sizes and CPU use. Every error names its JSON path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !valid_name(&self.name) {
+            return Err(err(
+                "name",
+                "must be 1-32 characters of letters, digits, '-', '_'",
+            ));
+        }
+        if self.workers.is_empty() || self.workers.len() > MAX_WORKERS {
+            return Err(err("workers", format!("need 1 to {MAX_WORKERS} workers")));
+        }
+        if !self.ring_capacity.is_power_of_two() || !(64..=65536).contains(&self.ring_capacity) {
+            return Err(err("ring_capacity", "must be a power of two in 64..=65536"));
+        }
+        let ncpu = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut cpus: HashMap<usize, String> = HashMap::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            let p = format!("workers[{i}].cpu");
+            if w.cpu >= ncpu.max(1024) {
+                return Err(err(p, format!("CPU {} does not exist", w.cpu)));
+            }
+            if let Some(other) = cpus.insert(w.cpu, p.clone()) {
+                return Err(err(p, format!("CPU {} is already used by {other}", w.cpu)));
+            }
+        }
+        if self.domains.is_empty() || self.domains.len() > MAX_DOMAINS {
+            return Err(err("domains", format!("need 1 to {MAX_DOMAINS} domains")));
+        }
+        let mut domains = HashSet::new();
+        for (i, d) in self.domains.iter().enumerate() {
+            if !valid_name(&d.name) {
+                return Err(err(
+                    format!("domains[{i}].name"),
+                    "must be 1-32 characters of letters, digits, '-', '_'",
+                ));
+            }
+            if !domains.insert(d.name.as_str()) {
+                return Err(err(
+                    format!("domains[{i}].name"),
+                    format!("duplicate domain {:?}", d.name),
+                ));
+            }
+            if !(64..=1 << 20).contains(&d.buffers) {
+                return Err(err(
+                    format!("domains[{i}].buffers"),
+                    "must be between 64 and 1048576",
+                ));
+            }
+        }
+        if self.ports.is_empty() || self.ports.len() > MAX_PORTS {
+            return Err(err("ports", format!("need 1 to {MAX_PORTS} ports")));
+        }
+        let mut ports = HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            if !valid_name(&p.name) || p.name == "drop" {
+                return Err(err(
+                    format!("ports[{i}].name"),
+                    "must be 1-32 characters of letters, digits, '-', '_' and not \"drop\"",
+                ));
+            }
+            if !ports.insert(p.name.as_str()) {
+                return Err(err(
+                    format!("ports[{i}].name"),
+                    format!("duplicate port {:?}", p.name),
+                ));
+            }
+            if p.device.trim().is_empty() || p.device.contains('\0') {
+                return Err(err(
+                    format!("ports[{i}].device"),
+                    "empty or invalid DPDK device string",
+                ));
+            }
+            if !domains.contains(p.domain.as_str()) {
+                return Err(err(
+                    format!("ports[{i}].domain"),
+                    format!("no domain named {:?}", p.domain),
+                ));
+            }
+        }
+        if self.nfs.len() > MAX_NFS {
+            return Err(err("nfs", format!("at most {MAX_NFS} NFs")));
+        }
+        let mut nfs = HashSet::new();
+        let mut services: HashSet<&str> = HashSet::new();
+        for (i, n) in self.nfs.iter().enumerate() {
+            if !valid_name(&n.name) {
+                return Err(err(
+                    format!("nfs[{i}].name"),
+                    "must be 1-32 characters of letters, digits, '-', '_'",
+                ));
+            }
+            if !nfs.insert(n.name.as_str()) {
+                return Err(err(
+                    format!("nfs[{i}].name"),
+                    format!("duplicate NF {:?}", n.name),
+                ));
+            }
+            if !valid_name(&n.service) {
+                return Err(err(
+                    format!("nfs[{i}].service"),
+                    "must be 1-32 characters of letters, digits, '-', '_'",
+                ));
+            }
+            if !domains.contains(n.domain.as_str()) {
+                return Err(err(
+                    format!("nfs[{i}].domain"),
+                    format!("no domain named {:?}", n.domain),
+                ));
+            }
+            if let Some(c) = n.cpu {
+                let p = format!("nfs[{i}].cpu");
+                if c >= ncpu.max(1024) {
+                    return Err(err(p, format!("CPU {c} does not exist")));
+                }
+                if let Some(other) = cpus.get(&c) {
+                    if other.starts_with("workers") {
+                        return Err(err(p, format!("CPU {c} is already used by {other}")));
+                    }
+                }
+            }
+            if n.vm.is_some() && n.kind != NfKind::Vm {
+                return Err(err(
+                    format!("nfs[{i}].vm"),
+                    "only NFs of kind \"vm\" take guest resources",
+                ));
+            }
+            if let Some(vm) = &n.vm {
+                if !(64..=65536).contains(&vm.memory_mb) {
+                    return Err(err(
+                        format!("nfs[{i}].vm.memory_mb"),
+                        "must be between 64 and 65536",
+                    ));
+                }
+                if !(1..=64).contains(&vm.vcpus) {
+                    return Err(err(
+                        format!("nfs[{i}].vm.vcpus"),
+                        "must be between 1 and 64",
+                    ));
+                }
+            }
+            services.insert(n.service.as_str());
+        }
+        let mut chains = HashSet::new();
+        for (i, c) in self.chains.iter().enumerate() {
+            if !valid_name(&c.name) {
+                return Err(err(
+                    format!("chains[{i}].name"),
+                    "must be 1-32 characters of letters, digits, '-', '_'",
+                ));
+            }
+            if !chains.insert(c.name.as_str()) {
+                return Err(err(
+                    format!("chains[{i}].name"),
+                    format!("duplicate chain {:?}", c.name),
+                ));
+            }
+            if c.services.len() > MAX_CHAIN_LEN {
+                return Err(err(
+                    format!("chains[{i}].services"),
+                    format!("at most {MAX_CHAIN_LEN} services"),
+                ));
+            }
+            for (j, s) in c.services.iter().enumerate() {
+                if !services.contains(s.as_str()) {
+                    return Err(err(
+                        format!("chains[{i}].services[{j}]"),
+                        format!("no NF provides service {s:?}"),
+                    ));
+                }
+            }
+            if c.egress != "drop" && !ports.contains(c.egress.as_str()) {
+                return Err(err(
+                    format!("chains[{i}].egress"),
+                    format!("no port named {:?} (or \"drop\")", c.egress),
+                ));
+            }
+            for (j, p) in c.allow_ports.iter().enumerate() {
+                if !ports.contains(p.as_str()) {
+                    return Err(err(
+                        format!("chains[{i}].allow_ports[{j}]"),
+                        format!("no port named {p:?}"),
+                    ));
+                }
+            }
+            let m = &c.matches;
+            let mp = |f: &str| format!("chains[{i}].match.{f}");
+            if let Some(p) = &m.in_port {
+                if !ports.contains(p.as_str()) {
+                    return Err(err(mp("in_port"), format!("no port named {p:?}")));
+                }
+            }
+            for (f, v) in [("src", &m.src), ("dst", &m.dst)] {
+                if let Some(v) = v {
+                    parse_prefix(v).map_err(|r| err(mp(f), r))?;
+                }
+            }
+            if let Some(p) = &m.proto {
+                parse_proto(p).map_err(|r| err(mp("proto"), r))?;
+            }
+            if let Some(r) = &m.dst_port {
+                parse_port_range(r).map_err(|e| err(mp("dst_port"), e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Parses `a.b.c.d/len` into (address, prefix length).
+pub fn parse_prefix(s: &str) -> Result<(u32, u8), String> {
+    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: std::net::Ipv4Addr = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 prefix like 10.0.0.0/8"))?;
+    let len: u8 = l
+        .trim()
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("{s:?}: prefix length must be 0-32"))?;
+    let a = u32::from(addr);
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    if a & !mask != 0 {
+        return Err(format!("{s:?} has host bits set beyond /{len}"));
+    }
+    Ok((a, len))
+}
+
+/// Parses `tcp`, `udp`, `icmp` or a protocol number.
+pub fn parse_proto(s: &str) -> Result<u8, String> {
+    match s {
+        "tcp" => Ok(6),
+        "udp" => Ok(17),
+        "icmp" => Ok(1),
+        n => n
+            .parse()
+            .map_err(|_| format!("{s:?} is not tcp, udp, icmp or a protocol number 0-255")),
+    }
+}
+
+/// Parses `80` or `8000-8080`.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("{s:?} is not a port or range like 80 or 8000-8080");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a.trim().parse().map_err(|_| bad())?;
+    let b: u16 = b.trim().parse().map_err(|_| bad())?;
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "domains": [{"name": "trusted", "buffers": 1024}],
+            "ports": [{"name": "in", "device": "net_null0", "domain": "trusted"},
+                      {"name": "out", "device": "net_null1", "domain": "trusted"}],
+            "nfs": [{"name": "fw1", "service": "firewall", "domain": "trusted"}],
+            "chains": [{"name": "c", "services": ["firewall"], "egress": "out",
+                        "match": {"in_port": "in", "dst": "10.0.0.0/8", "proto": "udp", "dst_port": "53"}}]
+        })
+    }
+
+    fn check(v: serde_json::Value) -> Result<(), ConfigError> {
+        Config::from_json(&v.to_string())?.validate()
+    }
+
+    #[test]
+    fn good_config_passes() {
+        check(base()).unwrap();
+    }
+
+    #[test]
+    fn errors_name_paths() {
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            (
+                "/chains/0/services/0",
+                serde_json::json!("nosuch"),
+                "chains[0].services[0]",
+            ),
+            (
+                "/chains/0/egress",
+                serde_json::json!("nowhere"),
+                "chains[0].egress",
+            ),
+            ("/nfs/0/domain", serde_json::json!("x"), "nfs[0].domain"),
+            ("/ports/1/name", serde_json::json!("in"), "ports[1].name"),
+            (
+                "/domains/0/buffers",
+                serde_json::json!(3),
+                "domains[0].buffers",
+            ),
+            (
+                "/chains/0/match/dst",
+                serde_json::json!("10.0.0.1/8"),
+                "chains[0].match.dst",
+            ),
+            (
+                "/chains/0/match/dst_port",
+                serde_json::json!("90-80"),
+                "chains[0].match.dst_port",
+            ),
+            (
+                "/chains/0/match/in_port",
+                serde_json::json!("zz"),
+                "chains[0].match.in_port",
+            ),
+        ];
+        for (ptr, val, want) in cases {
+            let mut v = base();
+            *v.pointer_mut(ptr).unwrap() = val;
+            let e = check(v).unwrap_err();
+            assert_eq!(e.path, want, "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_field_rejected() {
+        let mut v = base();
+        v["ports"][0]["speed"] = serde_json::json!(10);
+        let e = check(v).unwrap_err();
+        assert!(e.reason.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn parsers() {
+        assert_eq!(parse_prefix("10.0.0.0/8").unwrap(), (0x0a00_0000, 8));
+        assert_eq!(parse_prefix("0.0.0.0/0").unwrap(), (0, 0));
+        assert!(parse_prefix("10.0.0.0/33").is_err());
+        assert_eq!(parse_proto("udp").unwrap(), 17);
+        assert!(parse_proto("xyz").is_err());
+        assert_eq!(parse_port_range("80").unwrap(), (80, 80));
+        assert_eq!(parse_port_range("1-2").unwrap(), (1, 2));
+    }
+}

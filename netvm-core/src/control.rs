@@ -1,0 +1,509 @@
+//! The control side: a Unix socket speaking JSON lines, and the NF supervisor.
+//!
+//! Requests (one JSON object per line) and their answers:
+//! * `{"cmd":"status"}` → NFs with their state and pid, ports, regions, whether traffic runs.
+//! * `{"cmd":"stats"}` → a consistent [`Report`] (all workers at one instant).
+//! * `{"cmd":"detach","nf":NAME}` → the NF gets no new packets; after a grace period what it
+//!   still holds is taken back; its slot is reserved again so it can re-attach.
+//! * `{"cmd":"attach","nf":NAME}` → re-opens an NF that was detached or quarantined: its slot
+//!   is reserved again for a (new) process to attach.
+//! * `{"cmd":"set_chains","chains":[…]}` → replaces the chains at run time (same schema as the
+//!   config); packets of other chains are not dropped, packets in flight finish their route.
+//! * `{"cmd":"shutdown"}` → stops the core.
+//!
+//! Every answer has `"ok": true|false` and, when false, `"error"`.
+//!
+//! The supervisor (same thread, every 2 ms) follows the NF slots: RESERVED→ATTACHED starts
+//! delivery; a clean DETACHED, a dead process, or a reject count past `quarantine_after`
+//! stops delivery and reclaims the NF's buffers (on the worker that drains its ring).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use netvm_shm::SlotState;
+use serde_json::{json, Value};
+
+use crate::config::ChainConfig;
+use crate::stats::{Counters, DropReason, NfReport, PortReport, Report};
+use crate::worker::Command;
+use crate::{nf_state, CoreError, Shared};
+
+/// Lets a thread run on every CPU (threads inherit the EAL's pinning of the main thread).
+pub fn unpin_current_thread() {
+    let n = std::thread::available_parallelism().map_or(1, usize::from);
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes bits inside it; the syscall reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for c in 0..n {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Reserves (again) the slot of NF `i`: resets its rings, writes its identity.
+pub fn reserve_slot(sh: &Shared, i: usize) -> Result<(), CoreError> {
+    let nf = &sh.nfs[i];
+    let dom = &sh.domains[usize::from(nf.domain)];
+    let tables = sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let svc = tables.service_id(&nf.info.service).unwrap_or(u16::MAX);
+    let inst = tables
+        .services
+        .get(usize::from(svc))
+        .and_then(|s| s.instances.iter().position(|&x| usize::from(x) == i))
+        .unwrap_or(0);
+    let region_err = |e| CoreError::Region {
+        path: dom.path.clone(),
+        source: e,
+    };
+    let slot = dom.region.slot(nf.slot).map_err(region_err)?;
+    let rings = dom
+        .region
+        .geometry()
+        .slot_rings(nf.slot)
+        .ok_or_else(|| CoreError::Internal(format!("slot {} has no rings", nf.slot)))?;
+    for r in rings.rx_range().chain(std::iter::once(rings.tx)) {
+        dom.region.reset_ring(r, 0).map_err(region_err)?;
+    }
+    slot.reserve(&nf.info.name, u32::from(svc), inst as u32)
+        .map_err(region_err)?;
+    nf.state.store(nf_state::PENDING, Ordering::Release);
+    Ok(())
+}
+
+/// The running control thread.
+pub struct Control {
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Control {
+    /// Waits for the control thread (it ends when the stop flag is set).
+    pub fn join(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Binds the control socket and starts the control thread.
+pub fn start(sh: Arc<Shared>) -> Result<Control, CoreError> {
+    let path = sh.config.control_socket();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::Io {
+            what: format!("creating {}", dir.display()),
+            source: e,
+        })?;
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|e| CoreError::Io {
+        what: format!("binding {}", path.display()),
+        source: e,
+    })?;
+    listener.set_nonblocking(true).map_err(|e| CoreError::Io {
+        what: "control socket".into(),
+        source: e,
+    })?;
+    let handle = std::thread::Builder::new()
+        .name("netvm-control".into())
+        .spawn(move || {
+            unpin_current_thread();
+            let mut sup = Supervisor::default();
+            let mut conns: Vec<JoinHandle<()>> = Vec::new();
+            while !sh.stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let sh2 = Arc::clone(&sh);
+                        conns.push(std::thread::spawn(move || serve(&sh2, stream)));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => eprintln!("netvm-core: control socket: {e}"),
+                }
+                sup.tick(&sh);
+                conns.retain(|h| !h.is_finished());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            for h in conns {
+                let _ = h.join();
+            }
+            let _ = std::fs::remove_file(&path);
+        })
+        .map_err(|e| CoreError::Io {
+            what: "spawning the control thread".into(),
+            source: e,
+        })?;
+    Ok(Control {
+        handle: Some(handle),
+    })
+}
+
+#[derive(Default)]
+struct Supervisor {
+    /// NFs being reclaimed: (index, reclaim_done target, re-reserve after).
+    reclaiming: Vec<(usize, u64, bool)>,
+    /// NFs detached by the operator: (index, when).
+    detaching: Vec<(usize, Instant)>,
+}
+
+fn broadcast(sh: &Shared, mk: impl Fn() -> Command) {
+    for q in &sh.commands {
+        // A full queue means the worker is gone or wedged; the command is dropped and the
+        // supervisor's state shows the NF still reclaiming.
+        let _ = q.push(mk());
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks existence and permission.
+    let r = unsafe { libc::kill(p, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+impl Supervisor {
+    fn start_reclaim(&mut self, sh: &Shared, i: usize, state: u8, rereserve: bool) {
+        let nf = &sh.nfs[i];
+        nf.state.store(state, Ordering::Release);
+        let target = nf.reclaim_done.load(Ordering::Acquire) + sh.commands.len() as u64;
+        broadcast(sh, || Command::ReclaimNf(i as u16));
+        self.reclaiming.push((i, target, rereserve));
+    }
+
+    fn tick(&mut self, sh: &Shared) {
+        let requested =
+            std::mem::take(&mut *sh.detach_requests.lock().unwrap_or_else(|p| p.into_inner()));
+        let now = Instant::now();
+        self.detaching
+            .extend(requested.into_iter().map(|i| (i, now)));
+        for (i, nf) in sh.nfs.iter().enumerate() {
+            if self.reclaiming.iter().any(|r| r.0 == i) {
+                continue;
+            }
+            let Ok(slot) = sh.domains[usize::from(nf.domain)].region.slot(nf.slot) else {
+                continue;
+            };
+            let core_state = nf.state.load(Ordering::Acquire);
+            let slot_state = slot.state();
+            match core_state {
+                nf_state::PENDING if slot_state == Some(SlotState::Attached) => {
+                    nf.state.store(nf_state::ATTACHED, Ordering::Release);
+                    broadcast(sh, || Command::AddNf(i as u16));
+                }
+                nf_state::ATTACHED => {
+                    if let Some(limit) = sh.config.quarantine_after {
+                        if nf.rejects.load(Ordering::Relaxed) > limit {
+                            eprintln!(
+                                "netvm-core: quarantining NF {} after {} rejected descriptors",
+                                nf.info.name,
+                                nf.rejects.load(Ordering::Relaxed)
+                            );
+                            slot.set_state(SlotState::Quarantined);
+                            self.start_reclaim(sh, i, nf_state::QUARANTINED, false);
+                            continue;
+                        }
+                    }
+                    if slot_state == Some(SlotState::Detached) {
+                        self.start_reclaim(sh, i, nf_state::DETACHED, true);
+                    } else if slot_state != Some(SlotState::Attached) || !pid_alive(slot.nf_pid()) {
+                        eprintln!("netvm-core: NF {} is gone (slot state {:?}, pid {}); reclaiming its buffers", nf.info.name, slot_state, slot.nf_pid());
+                        self.start_reclaim(sh, i, nf_state::DEAD, true);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Operator detaches: after a grace period for returns, reclaim.
+        let due: Vec<usize> = self
+            .detaching
+            .iter()
+            .filter(|(_, t)| now.duration_since(*t) >= Duration::from_millis(200))
+            .map(|&(i, _)| i)
+            .collect();
+        self.detaching
+            .retain(|(_, t)| now.duration_since(*t) < Duration::from_millis(200));
+        for i in due {
+            self.start_reclaim(sh, i, nf_state::DETACHED, false);
+        }
+        // Finished reclaims: reserve the slot again so a restarted NF can attach.
+        let mut still = Vec::new();
+        for (i, target, rereserve) in self.reclaiming.drain(..) {
+            if sh.nfs[i].reclaim_done.load(Ordering::Acquire) >= target {
+                if rereserve {
+                    if let Err(e) = reserve_slot(sh, i) {
+                        eprintln!("netvm-core: re-reserving NF {}: {e}", sh.nfs[i].info.name);
+                    }
+                }
+            } else {
+                still.push((i, target, rereserve));
+            }
+        }
+        self.reclaiming = still;
+    }
+}
+
+fn serve(sh: &Shared, stream: UnixStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let Ok(mut w) = stream.try_clone() else {
+        return;
+    };
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        if sh.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match r.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                let answer = handle(sh, line.trim());
+                line.clear();
+                if writeln!(w, "{answer}").is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn fail(msg: impl Into<String>) -> Value {
+    json!({"ok": false, "error": msg.into()})
+}
+
+/// Handles one request line.
+pub fn handle(sh: &Shared, line: &str) -> Value {
+    let req: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return fail(format!("request is not JSON: {e}")),
+    };
+    let nf_idx = |req: &Value| -> Result<usize, Value> {
+        let name = req
+            .get("nf")
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail("missing \"nf\""))?;
+        sh.nfs
+            .iter()
+            .position(|n| n.info.name == name)
+            .ok_or_else(|| fail(format!("no NF named {name:?}")))
+    };
+    match req.get("cmd").and_then(Value::as_str) {
+        Some("status") => json!({
+            "ok": true,
+            "running": sh.started.get().is_some() && !sh.stop.load(Ordering::SeqCst),
+            "pid": std::process::id(),
+            "nfs": sh.nfs.iter().map(|n| {
+                let pid = sh.domains[usize::from(n.domain)].region.slot(n.slot).map(|s| s.nf_pid()).unwrap_or(0);
+                json!({"name": n.info.name, "service": n.info.service, "domain": sh.domains[usize::from(n.domain)].name,
+                       "state": nf_state::name(n.state.load(Ordering::Acquire)), "pid": pid})
+            }).collect::<Vec<_>>(),
+            "ports": sh.ports.iter().map(|p| json!({"name": p.name, "device": p.port.devargs()})).collect::<Vec<_>>(),
+            "regions": sh.domains.iter().map(|d| json!({"domain": d.name, "path": d.path})).collect::<Vec<_>>(),
+        }),
+        Some("stats") => match snapshot(sh) {
+            Some(r) => json!({"ok": true, "stats": r}),
+            None => fail("workers are not running"),
+        },
+        Some("shutdown") => {
+            sh.stop.store(true, Ordering::SeqCst);
+            json!({"ok": true})
+        }
+        Some("detach") => match nf_idx(&req) {
+            Ok(i) => {
+                // No new packets from now on; returns are still taken back. The supervisor
+                // reclaims what is left after a grace period.
+                sh.nfs[i].state.store(nf_state::DETACHED, Ordering::Release);
+                sh.detach_requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(i);
+                json!({"ok": true})
+            }
+            Err(e) => e,
+        },
+        Some("attach") => match nf_idx(&req) {
+            Ok(i) => {
+                let s = sh.nfs[i].state.load(Ordering::Acquire);
+                if s == nf_state::ATTACHED || s == nf_state::PENDING {
+                    return fail(format!(
+                        "NF {:?} is {}",
+                        sh.nfs[i].info.name,
+                        nf_state::name(s)
+                    ));
+                }
+                match reserve_slot(sh, i) {
+                    Ok(()) => json!({"ok": true}),
+                    Err(e) => fail(e.to_string()),
+                }
+            }
+            Err(e) => e,
+        },
+        Some("set_chains") => {
+            let chains: Vec<ChainConfig> =
+                match req.get("chains").cloned().map(serde_json::from_value) {
+                    Some(Ok(c)) => c,
+                    Some(Err(e)) => return fail(format!("chains: {e}")),
+                    None => return fail("missing \"chains\""),
+                };
+            let mut cfg = sh.config.clone();
+            cfg.chains = chains.clone();
+            if let Err(e) = cfg.validate() {
+                return fail(e.to_string());
+            }
+            let port_ids = |name: &str| {
+                sh.config
+                    .ports
+                    .iter()
+                    .position(|p| p.name == name)
+                    .and_then(|i| u16::try_from(i).ok())
+            };
+            let mut guard = sh.tables.lock().unwrap_or_else(|p| p.into_inner());
+            let mut t = (**guard).clone();
+            if let Err(e) = t.set_chains(&chains, &port_ids) {
+                return fail(e.to_string());
+            }
+            let t = Arc::new(t);
+            *guard = Arc::clone(&t);
+            drop(guard);
+            broadcast(sh, || Command::Tables(Arc::clone(&t)));
+            json!({"ok": true, "version": t.version})
+        }
+        Some(other) => fail(format!("unknown command {other:?}")),
+        None => fail("missing \"cmd\""),
+    }
+}
+
+/// Takes a consistent snapshot: every worker publishes the same epoch and holds still while the
+/// owners are counted. None if the workers are not running.
+pub fn snapshot(sh: &Shared) -> Option<Report> {
+    sh.started.get()?;
+    let epoch = sh.snapshot_epoch.fetch_add(1, Ordering::AcqRel) + 1;
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut consistent = true;
+    while sh
+        .snapshots
+        .iter()
+        .any(|s| s.epoch.load(Ordering::Acquire) < epoch)
+    {
+        if Instant::now() >= deadline {
+            consistent = false;
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let owned: u64 = sh.domains.iter().map(|d| d.owned_by_nfs()).sum();
+    sh.resume_epoch.store(epoch, Ordering::Release);
+    let mut total = Counters::default();
+    for s in &sh.snapshots {
+        let c = s.counters.lock().unwrap_or_else(|p| p.into_inner());
+        total.merge(&c);
+    }
+    // All published the same epoch only if none had already moved on to shutdown (u64::MAX).
+    consistent &= sh
+        .snapshots
+        .iter()
+        .all(|s| s.epoch.load(Ordering::Acquire) == epoch);
+    Some(report_from(sh, &total, epoch, consistent, owned))
+}
+
+/// Builds a report from merged counters.
+pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owned: u64) -> Report {
+    let tables = sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let ports = sh
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let dev = p.port.stats().unwrap_or_default();
+            PortReport {
+                name: p.name.clone(),
+                rx: c.port_rx[i],
+                rx_bytes: c.port_rx_bytes[i],
+                tx: c.port_tx[i],
+                tx_bytes: c.port_tx_bytes[i],
+                dev_imissed: dev.imissed,
+                dev_rx_nombuf: dev.rx_nombuf,
+            }
+        })
+        .collect();
+    let nfs = sh
+        .nfs
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let dom = &sh.domains[usize::from(n.domain)];
+            let (pid, occ) = match dom.region.slot(n.slot) {
+                Ok(s) => (s.nf_pid(), 0),
+                Err(_) => (0, 0),
+            };
+            let rejects: BTreeMap<String, u64> = netvm_shm::RejectReason::ALL
+                .iter()
+                .filter(|r| c.nf_rejects[i][**r as usize] > 0)
+                .map(|r| (r.name().to_string(), c.nf_rejects[i][*r as usize]))
+                .collect();
+            NfReport {
+                name: n.info.name.clone(),
+                service: n.info.service.clone(),
+                domain: dom.name.clone(),
+                state: nf_state::name(n.state.load(Ordering::Acquire)).into(),
+                pid,
+                delivered: c.nf_delivered[i],
+                returned: c.nf_returned[i],
+                held: i128::from(c.nf_delivered[i]) - i128::from(c.nf_returned[i]),
+                verdicts: c.nf_verdicts[i],
+                rejects,
+                rx_ring_occupancy: occ,
+            }
+        })
+        .collect();
+    let drops = DropReason::ALL
+        .iter()
+        .map(|d| (d.name().to_string(), c.drops[*d as usize]))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    let chains = tables
+        .chains
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| c.chain_pkts[*i] > 0)
+        .map(|(i, ch)| (ch.name.clone(), c.chain_pkts[i]))
+        .collect();
+    let (rx, tx, dr, inf) = (c.received(), c.transmitted(), c.dropped(), c.in_flight());
+    let owned_ok = epoch == u64::MAX || i128::from(owned) == inf;
+    Report {
+        epoch,
+        consistent,
+        uptime_s: sh.started.get().map_or(0.0, |t| t.elapsed().as_secs_f64()),
+        received: rx,
+        transmitted: tx,
+        dropped: dr,
+        in_flight: inf,
+        owned_by_nfs: owned,
+        accounting_ok: consistent
+            && i128::from(rx) == i128::from(tx) + i128::from(dr) + inf
+            && owned_ok,
+        drops,
+        ports,
+        nfs,
+        chains,
+        domain_copies: c.domain_copies,
+        flow_cache_hits: c.flow_cache_hits,
+        flow_cache_misses: c.flow_cache_misses,
+        ring_corrupt: c.ring_corrupt,
+        held_at_shutdown: BTreeMap::new(),
+        pools_full: None,
+    }
+}

@@ -1,0 +1,238 @@
+//! A trust domain at run time: its shared region, the DPDK pool whose data buffers are the
+//! region's buffer area, and the core-private per-buffer table (mbuf pointer and owner).
+
+use std::path::PathBuf;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dpdk::sys::rte_mbuf;
+use dpdk::{Eal, ExtMem, Mempool};
+use netvm_shm::{Region, RegionParams};
+
+use crate::CoreError;
+
+/// Bytes per packet buffer: 128 headroom + 2048 data room.
+pub const BUF_SIZE: u32 = 2176;
+
+/// Owner word value of a buffer no NF holds.
+pub const OWNER_NONE: u64 = 0;
+
+/// Packs an owner word: NF index + 1 (16 bits), chain id (16), chain position (8), in port (8).
+#[inline]
+pub const fn owner_word(nf: u16, chain: u16, pos: u8, in_port: u8) -> u64 {
+    ((nf as u64 + 1) & 0xffff)
+        | ((chain as u64) << 16)
+        | ((pos as u64) << 32)
+        | ((in_port as u64) << 40)
+}
+
+/// Unpacked owner word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// NF index.
+    pub nf: u16,
+    /// Chain id.
+    pub chain: u16,
+    /// Position in the chain of the service the NF provides.
+    pub pos: u8,
+    /// Input port.
+    pub in_port: u8,
+}
+
+impl Owner {
+    /// Decodes; None for [`OWNER_NONE`].
+    #[inline]
+    pub const fn decode(w: u64) -> Option<Owner> {
+        let nf1 = (w & 0xffff) as u16;
+        if nf1 == 0 {
+            return None;
+        }
+        Some(Owner {
+            nf: nf1 - 1,
+            chain: ((w >> 16) & 0xffff) as u16,
+            pos: ((w >> 32) & 0xff) as u8,
+            in_port: ((w >> 40) & 0xff) as u8,
+        })
+    }
+}
+
+/// Core-private facts about one buffer.
+#[derive(Debug)]
+pub struct BufMeta {
+    /// The mbuf permanently attached to this buffer (pinned external buffer).
+    pub mbuf: *mut rte_mbuf,
+    /// Who holds it: [`OWNER_NONE`] or an [`owner_word`]. Written by the worker that hands the
+    /// buffer to an NF, read and cleared by the worker that drains that NF's TX ring.
+    pub owner: AtomicU64,
+}
+
+/// One trust domain.
+pub struct Domain {
+    /// Index in the config.
+    pub id: u16,
+    /// Name.
+    pub name: String,
+    /// The shared region.
+    pub region: Arc<Region>,
+    /// Its region file.
+    pub path: PathBuf,
+    /// Pool over the region's buffer area.
+    pub pool: Mempool,
+    /// Per-buffer facts, indexed by buffer index.
+    pub bufs: Box<[BufMeta]>,
+    /// Start of the buffer area in this process.
+    pub area: usize,
+    /// Buffer count.
+    pub buf_count: u32,
+}
+
+// SAFETY: the raw mbuf pointers in `bufs` are immutable after construction and point at
+// DPDK-private mbuf headers whose use is governed by the ownership protocol (one holder at a
+// time); everything else is Sync.
+unsafe impl Sync for Domain {}
+// SAFETY: as above.
+unsafe impl Send for Domain {}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Domain")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Domain {
+    /// Creates the region file and the pool over its buffer area, and records each buffer's
+    /// mbuf.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        eal: &Eal,
+        id: u16,
+        name: &str,
+        dir: &std::path::Path,
+        buffers: u32,
+        slots: u32,
+        workers: u32,
+        ring_capacity: u32,
+    ) -> Result<Self, CoreError> {
+        let path = dir.join(format!("netvm-{name}.{}.region", std::process::id()));
+        let params = RegionParams {
+            domain_id: u32::from(id),
+            domain_name: name.to_owned(),
+            slot_count: slots.max(1),
+            rx_rings_per_slot: workers,
+            ring_capacity,
+            buf_size: BUF_SIZE,
+            buf_count: buffers,
+        };
+        let region = Region::create_or_replace(&path, &params).map_err(|e| CoreError::Region {
+            path: path.clone(),
+            source: e,
+        })?;
+        let region = Arc::new(region);
+        let (area, len) = region.buf_area();
+        let ext = ExtMem {
+            ptr: area,
+            len,
+            elt_size: BUF_SIZE as u16,
+        };
+        let pool_name = format!("dom{id}");
+        // SAFETY: `area..area+len` is the region's buffer area, mapped for as long as the
+        // region lives; the pool owns an Arc of the region, so the mapping outlives the pool
+        // and every mbuf of it. Nothing in this process treats the area as Rust-owned memory.
+        let pool = unsafe {
+            Mempool::new_extbuf(
+                eal,
+                &pool_name,
+                buffers,
+                0,
+                ext,
+                -1,
+                Some(Box::new(region.clone())),
+            )
+        }
+        .map_err(|e| CoreError::Pool {
+            domain: name.to_owned(),
+            source: e,
+        })?;
+        let base = area.as_ptr() as usize;
+        let mut table: Vec<BufMeta> = (0..buffers)
+            .map(|_| BufMeta {
+                mbuf: std::ptr::null_mut(),
+                owner: AtomicU64::new(OWNER_NONE),
+            })
+            .collect();
+        // Take every mbuf out once to learn which buffer each one is pinned to, then return them.
+        let mut all = Vec::with_capacity(buffers as usize);
+        while let Some(m) = pool.alloc() {
+            all.push(m);
+        }
+        for m in &all {
+            let off = (m.buf_addr() as usize).wrapping_sub(base);
+            let idx = off / BUF_SIZE as usize;
+            if off % BUF_SIZE as usize != 0 || idx >= table.len() {
+                return Err(CoreError::Internal(format!(
+                    "mbuf buffer at offset {off} is not a buffer of domain {name}"
+                )));
+            }
+            table[idx].mbuf = m.as_ptr();
+        }
+        if all.len() != buffers as usize || table.iter().any(|b| b.mbuf.is_null()) {
+            return Err(CoreError::Internal(format!(
+                "pool of domain {name} gave {} of {buffers} mbufs",
+                all.len()
+            )));
+        }
+        drop(all);
+        Ok(Self {
+            id,
+            name: name.to_owned(),
+            region,
+            path,
+            pool,
+            bufs: table.into_boxed_slice(),
+            area: base,
+            buf_count: buffers,
+        })
+    }
+
+    /// Buffer index of an mbuf of this domain's pool.
+    #[inline]
+    pub fn buf_index(&self, m: *mut rte_mbuf) -> Option<u32> {
+        // SAFETY: m is a valid mbuf owned by the caller.
+        let addr = unsafe { (*m).buf_addr } as usize;
+        let off = addr.wrapping_sub(self.area);
+        let idx = off / BUF_SIZE as usize;
+        if idx < self.bufs.len() {
+            u32::try_from(idx).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Counts buffers held by NFs.
+    pub fn owned_by_nfs(&self) -> u64 {
+        self.bufs
+            .iter()
+            .filter(|b| b.owner.load(Ordering::Relaxed) != OWNER_NONE)
+            .count() as u64
+    }
+
+    /// Whether the pool has every buffer back.
+    pub fn pool_full(&self) -> bool {
+        self.pool.is_full()
+    }
+
+    /// Removes the region file.
+    pub fn remove_file(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Region base (for building NF-facing pointers).
+    pub fn region_ptr(&self) -> NonNull<u8> {
+        self.region.as_ptr()
+    }
+}

@@ -1,0 +1,196 @@
+//! Compiled, immutable lookup tables the workers read: services, chains, classification rules.
+//!
+//! Built by the control side from the [`Config`](crate::config::Config) (and on runtime chain
+//! changes), handed to workers as a whole through their command queues and swapped between
+//! bursts. Chain ids are never reused within a run: packets in flight keep the id of the chain
+//! they entered, and retired chains stay in [`Tables::chains`] (marked `retired`) so that those
+//! packets still finish their route.
+
+use netvm_wire::{Ipv4Prefix, Rule};
+
+use crate::config::{
+    parse_port_range, parse_prefix, parse_proto, Balance, ChainConfig, Config, ConfigError,
+    MAX_CHAIN_LEN,
+};
+use crate::stats::MAX_CHAINS;
+
+/// A service and its instances (NF indices).
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Name.
+    pub name: String,
+    /// NF indices providing it.
+    pub instances: Vec<u16>,
+}
+
+/// A compiled chain.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    /// Name.
+    pub name: String,
+    /// Service ids in order.
+    pub services: Vec<u16>,
+    /// Egress port id, or None for drop.
+    pub egress: Option<u16>,
+    /// Ports an NF of this chain may name in OUT(port): bit i = port i.
+    pub allowed_ports: u64,
+    /// Instance selection.
+    pub balance: Balance,
+    /// Replaced by a later chain table: matches no new packets.
+    pub retired: bool,
+}
+
+/// Tables shared (read-only) by all workers.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// Services by id.
+    pub services: Vec<Service>,
+    /// Chains by id (retired ones included).
+    pub chains: Vec<Chain>,
+    /// Classification rules in order: (rule, chain id).
+    pub rules: Vec<(Rule, u16)>,
+    /// Version; workers clear their flow caches when it changes.
+    pub version: u64,
+}
+
+fn cerr(path: String, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path,
+        reason: reason.into(),
+    }
+}
+
+impl Tables {
+    /// Services from the NF list (NF index order), chains from the config.
+    pub fn build(
+        cfg: &Config,
+        port_ids: &dyn Fn(&str) -> Option<u16>,
+    ) -> Result<Self, ConfigError> {
+        let mut services: Vec<Service> = Vec::new();
+        for (i, nf) in cfg.nfs.iter().enumerate() {
+            let idx = u16::try_from(i).map_err(|_| cerr("nfs".into(), "too many NFs"))?;
+            match services.iter_mut().find(|s| s.name == nf.service) {
+                Some(s) => s.instances.push(idx),
+                None => services.push(Service {
+                    name: nf.service.clone(),
+                    instances: vec![idx],
+                }),
+            }
+        }
+        let mut t = Tables {
+            services,
+            chains: Vec::new(),
+            rules: Vec::new(),
+            version: 1,
+        };
+        t.set_chains(&cfg.chains, port_ids)?;
+        Ok(t)
+    }
+
+    /// Service id by name.
+    pub fn service_id(&self, name: &str) -> Option<u16> {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// Replaces the active chains: old ones are retired (kept for packets in flight), the new
+    /// ones get fresh ids, rules are rebuilt, the version bumps.
+    pub fn set_chains(
+        &mut self,
+        chains: &[ChainConfig],
+        port_ids: &dyn Fn(&str) -> Option<u16>,
+    ) -> Result<(), ConfigError> {
+        let mut new_chains = Vec::new();
+        let mut rules = Vec::new();
+        for (i, c) in chains.iter().enumerate() {
+            let p = |f: &str| format!("chains[{i}].{f}");
+            if c.services.len() > MAX_CHAIN_LEN {
+                return Err(cerr(
+                    p("services"),
+                    format!("at most {MAX_CHAIN_LEN} services"),
+                ));
+            }
+            let mut services = Vec::new();
+            for (j, s) in c.services.iter().enumerate() {
+                let id = self.service_id(s).ok_or_else(|| {
+                    cerr(
+                        format!("chains[{i}].services[{j}]"),
+                        format!("no NF provides service {s:?}"),
+                    )
+                })?;
+                services.push(id);
+            }
+            let egress =
+                if c.egress == "drop" {
+                    None
+                } else {
+                    Some(port_ids(&c.egress).ok_or_else(|| {
+                        cerr(p("egress"), format!("no port named {:?}", c.egress))
+                    })?)
+                };
+            let mut allowed = egress.map_or(0u64, |e| 1u64 << e);
+            for (j, a) in c.allow_ports.iter().enumerate() {
+                let id = port_ids(a).ok_or_else(|| {
+                    cerr(
+                        format!("chains[{i}].allow_ports[{j}]"),
+                        format!("no port named {a:?}"),
+                    )
+                })?;
+                allowed |= 1u64 << id;
+            }
+            let m = &c.matches;
+            let mp = |f: &str| format!("chains[{i}].match.{f}");
+            let mut rule = Rule::default();
+            if let Some(ip) = &m.in_port {
+                rule.in_port = Some(
+                    port_ids(ip)
+                        .ok_or_else(|| cerr(mp("in_port"), format!("no port named {ip:?}")))?,
+                );
+            }
+            rule.ethertype = m.ethertype;
+            if let Some(s) = &m.src {
+                let (a, l) = parse_prefix(s).map_err(|r| cerr(mp("src"), r))?;
+                rule.src =
+                    Some(Ipv4Prefix::new(a.into(), l).map_err(|e| cerr(mp("src"), e.to_string()))?);
+            }
+            if let Some(s) = &m.dst {
+                let (a, l) = parse_prefix(s).map_err(|r| cerr(mp("dst"), r))?;
+                rule.dst =
+                    Some(Ipv4Prefix::new(a.into(), l).map_err(|e| cerr(mp("dst"), e.to_string()))?);
+            }
+            if let Some(s) = &m.proto {
+                rule.proto = Some(parse_proto(s).map_err(|r| cerr(mp("proto"), r))?);
+            }
+            if let Some(s) = &m.dst_port {
+                let (a, b) = parse_port_range(s).map_err(|r| cerr(mp("dst_port"), r))?;
+                rule.dst_port = Some(a..=b);
+            }
+            new_chains.push(Chain {
+                name: c.name.clone(),
+                services,
+                egress,
+                allowed_ports: allowed,
+                balance: c.balance,
+                retired: false,
+            });
+            rules.push(rule);
+        }
+        if self.chains.len() + new_chains.len() > MAX_CHAINS {
+            return Err(cerr("chains".into(), format!("chain ids exhausted: at most {MAX_CHAINS} chains per run, replaced ones included")));
+        }
+        for c in &mut self.chains {
+            c.retired = true;
+        }
+        let base = self.chains.len();
+        self.rules = rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (r, u16::try_from(base + i).unwrap_or(u16::MAX)))
+            .collect();
+        self.chains.extend(new_chains);
+        self.version += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,730 @@
+//! One data-plane worker, run to completion:
+//! RX burst → classify → deliver (copy only across domains) → drain NF TX rings → validate →
+//! apply verdicts → batched TX burst.
+//!
+//! The hot path does not allocate, lock, or make system calls: staging arrays are sized at
+//! start, counters are private integers, the flow cache is a fixed direct-mapped table, and the
+//! only syscall is the doorbell wake when an NF actually sleeps (netvm-shm's cheap check).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dpdk::sys::{self, rte_mbuf};
+use netvm_shm::{CheckedDesc, Consumer, Descriptor, Producer, RejectReason, Verdict};
+use netvm_wire::{symmetric_hash, FlowKey, PacketMeta};
+
+use crate::config::{Balance, MAX_PORTS};
+use crate::domain::{owner_word, Owner, OWNER_NONE};
+use crate::stats::{verdict_idx, Counters, DropReason};
+use crate::tables::Tables;
+use crate::{nf_state, Shared};
+
+/// Packets per burst.
+pub const BURST: usize = 32;
+const FLOW_CACHE: usize = 4096;
+const PINS: usize = 4;
+
+/// Commands from the control side, applied between bursts.
+pub enum Command {
+    /// New tables (chains changed, NF added).
+    Tables(Arc<Tables>),
+    /// Open ring handles for a newly attached NF slot (index).
+    AddNf(u16),
+    /// Give back every buffer an NF holds and forget its rings (detach, crash, quarantine).
+    ReclaimNf(u16),
+}
+
+#[derive(Clone, Copy)]
+struct FlowEntry {
+    valid: bool,
+    in_port: u8,
+    key: FlowKey,
+    chain: u16,
+    pins: [u8; PINS],
+}
+
+const EMPTY_FLOW: FlowEntry = FlowEntry {
+    valid: false,
+    in_port: 0,
+    key: FlowKey {
+        src_ip: std::net::Ipv4Addr::UNSPECIFIED,
+        dst_ip: std::net::Ipv4Addr::UNSPECIFIED,
+        proto: 0,
+        src_port: 0,
+        dst_port: 0,
+    },
+    chain: 0,
+    pins: [u8::MAX; PINS],
+};
+
+struct NfLink {
+    /// Producer of this worker's RX ring to the NF.
+    rx: Option<Producer>,
+    staged: [Descriptor; BURST],
+    nstaged: usize,
+    /// Consumer of the NF's TX ring, if this worker drains it.
+    tx: Option<Consumer>,
+    wake: bool,
+}
+
+struct TxQueue {
+    pkts: [*mut rte_mbuf; 2 * BURST],
+    n: usize,
+}
+
+/// A worker: the shared parts it reads and its private state.
+pub struct Worker {
+    shared: Arc<Shared>,
+    tables: Arc<Tables>,
+    st: State,
+}
+
+/// Everything a worker owns privately.
+struct State {
+    id: usize,
+    /// Port indices this worker polls (queue 0 of each).
+    rx_ports: Vec<u16>,
+    nfs: Vec<NfLink>,
+    txq: Vec<TxQueue>,
+    flows: Box<[FlowEntry]>,
+    c: Box<Counters>,
+    rx_buf: [*mut rte_mbuf; BURST],
+    ret_buf: [Descriptor; BURST],
+    published_epoch: u64,
+}
+
+impl Worker {
+    /// A worker polling `rx_ports`.
+    pub fn new(id: usize, shared: Arc<Shared>, tables: Arc<Tables>, rx_ports: Vec<u16>) -> Self {
+        let nfs = (0..shared.nfs.len())
+            .map(|_| NfLink {
+                rx: None,
+                staged: [Descriptor::default(); BURST],
+                nstaged: 0,
+                tx: None,
+                wake: false,
+            })
+            .collect();
+        let txq = (0..shared.ports.len())
+            .map(|_| TxQueue {
+                pkts: [std::ptr::null_mut(); 2 * BURST],
+                n: 0,
+            })
+            .collect();
+        let st = State {
+            id,
+            rx_ports,
+            nfs,
+            txq,
+            flows: vec![EMPTY_FLOW; FLOW_CACHE].into_boxed_slice(),
+            c: Box::default(),
+            rx_buf: [std::ptr::null_mut(); BURST],
+            ret_buf: [Descriptor::default(); BURST],
+            published_epoch: 0,
+        };
+        Self { shared, tables, st }
+    }
+
+    /// Runs until `stop`; then drains NF returns until nothing is held or `drain` passes.
+    pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> Box<Counters> {
+        let sh = Arc::clone(&self.shared);
+        for i in 0..sh.nfs.len() {
+            if sh.nfs[i].state.load(Ordering::Acquire) == nf_state::ATTACHED {
+                self.st.open_nf(&sh, i as u16);
+            }
+        }
+        while !stop.load(Ordering::Relaxed) {
+            self.iteration(&sh, true);
+        }
+        // Drain: no new packets; take back what NFs return.
+        let end = Instant::now() + drain;
+        loop {
+            self.iteration(&sh, false);
+            if self.st.c.in_flight() <= 0 || Instant::now() >= end {
+                break;
+            }
+        }
+        let t = Arc::clone(&self.tables);
+        self.st.flush_all_tx(&sh, &t);
+        self.st.publish(&sh, u64::MAX);
+        self.st.c
+    }
+
+    #[inline]
+    fn iteration(&mut self, sh: &Shared, rx: bool) {
+        while let Some(cmd) = sh.commands[self.st.id].pop() {
+            match cmd {
+                Command::Tables(t) => {
+                    if t.version != self.tables.version {
+                        self.st.flows.fill(EMPTY_FLOW);
+                    }
+                    self.tables = t;
+                }
+                Command::AddNf(nf) => self.st.open_nf(sh, nf),
+                Command::ReclaimNf(nf) => {
+                    let t = Arc::clone(&self.tables);
+                    self.st.reclaim_nf(sh, &t, nf);
+                }
+            }
+        }
+        let t: &Tables = &self.tables;
+        let st = &mut self.st;
+        if rx {
+            for i in 0..st.rx_ports.len() {
+                let p = st.rx_ports[i];
+                st.poll_port(sh, t, p);
+            }
+        }
+        st.flush_staged(sh);
+        for nf in 0..st.nfs.len() {
+            if st.nfs[nf].tx.is_some() {
+                st.drain_nf(sh, t, nf as u16);
+            }
+        }
+        st.flush_staged(sh);
+        st.flush_all_tx(sh, t);
+        let want = sh.snapshot_epoch.load(Ordering::Acquire);
+        if want != st.published_epoch {
+            st.publish(sh, want);
+        }
+    }
+}
+
+impl State {
+    fn open_nf(&mut self, sh: &Shared, nf: u16) {
+        let n = &sh.nfs[usize::from(nf)];
+        let dom = &sh.domains[usize::from(n.domain)];
+        let Ok(slot) = dom.region.slot(n.slot) else {
+            return;
+        };
+        let link = &mut self.nfs[usize::from(nf)];
+        if link.rx.is_none() {
+            if let Some(r) = slot.rx_ring(self.id as u32) {
+                link.rx = dom.region.producer(r).ok();
+            }
+        }
+        if link.tx.is_none() && n.worker == self.id {
+            link.tx = dom.region.consumer(slot.tx_ring()).ok();
+        }
+    }
+
+    /// Copies counters to the shared snapshot slot and, for a consistent instant, waits
+    /// (bounded) until every worker has published the same epoch.
+    fn publish(&mut self, sh: &Shared, epoch: u64) {
+        let slot = &sh.snapshots[self.id];
+        {
+            let mut s = slot.counters.lock().unwrap_or_else(|p| p.into_inner());
+            s.clone_from(&self.c);
+        }
+        slot.epoch.store(epoch, Ordering::Release);
+        self.published_epoch = epoch;
+        if epoch == u64::MAX {
+            return;
+        }
+        // Hold still until the reader has what it needs (all workers published, owners
+        // counted), bounded so that a slow reader cannot stall the data plane.
+        let deadline = Instant::now() + Duration::from_millis(20);
+        while sh.resume_epoch.load(Ordering::Acquire) < epoch && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[inline]
+    fn poll_port(&mut self, sh: &Shared, t: &Tables, pidx: u16) {
+        let port = &sh.ports[usize::from(pidx)];
+        // SAFETY: this worker is the only poller of queue 0 of this port (ports are assigned to
+        // one worker each); every mbuf returned is owned here until freed, sent or handed over.
+        let n = unsafe { port.port.rx_burst_raw(0, &mut self.rx_buf) };
+        for i in 0..n {
+            let m = self.rx_buf[i];
+            self.rx_one(sh, t, m, pidx);
+        }
+    }
+
+    #[inline]
+    fn free(&mut self, m: *mut rte_mbuf, why: DropReason) {
+        self.c.drops[why as usize] += 1;
+        // SAFETY: m is owned by this worker (rx'd, or taken back from an NF) and freed once.
+        unsafe { sys::netvm_rte_pktmbuf_free(m) };
+    }
+
+    #[inline]
+    fn rx_one(&mut self, sh: &Shared, t: &Tables, m: *mut rte_mbuf, pidx: u16) {
+        // SAFETY: m is a valid mbuf just received; header fields live in DPDK-private memory.
+        let (nb_segs, data_len) = unsafe { ((*m).nb_segs, (*m).data_len) };
+        self.c.port_rx[usize::from(pidx)] += 1;
+        self.c.port_rx_bytes[usize::from(pidx)] += u64::from(data_len);
+        if nb_segs != 1 {
+            self.free(m, DropReason::MultiSegment);
+            return;
+        }
+        // SAFETY: single segment: data_off + data_len lie inside the mbuf's buffer (DPDK's
+        // invariant for received packets). The bytes are in shared memory, so they are only
+        // parsed with bounds-checked views; garbage gives a parse error, not UB in our logic.
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
+                usize::from(data_len),
+            )
+        };
+        let meta = PacketMeta::parse(data).ok();
+        let key = meta.as_ref().and_then(FlowKey::from_meta);
+        let hash = key.as_ref().map_or(0, symmetric_hash);
+        let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
+        // Flow cache (exact match on key + in port) in front of the ordered rules.
+        let (chain, slot) = match key {
+            Some(k) => {
+                let slot = (hash as usize ^ usize::from(in_port)) & (FLOW_CACHE - 1);
+                let e = &self.flows[slot];
+                if e.valid && e.key == k && e.in_port == in_port {
+                    self.c.flow_cache_hits += 1;
+                    (Some(e.chain), Some(slot))
+                } else {
+                    self.c.flow_cache_misses += 1;
+                    let ch = classify(t, meta.as_ref(), pidx);
+                    if let Some(ch) = ch {
+                        self.flows[slot] = FlowEntry {
+                            valid: true,
+                            in_port,
+                            key: k,
+                            chain: ch,
+                            pins: [u8::MAX; PINS],
+                        };
+                    }
+                    (ch, Some(slot))
+                }
+            }
+            None => (classify(t, meta.as_ref(), pidx), None),
+        };
+        let Some(chain) = chain else {
+            self.free(m, DropReason::NoChain);
+            return;
+        };
+        self.c.chain_pkts[usize::from(chain)] += 1;
+        let dom = sh.ports[usize::from(pidx)].domain;
+        self.route(sh, t, m, dom, chain, 0, in_port, hash, slot);
+    }
+
+    /// Sends the packet to chain position `pos` (or the chain's egress past the end).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn route(
+        &mut self,
+        sh: &Shared,
+        t: &Tables,
+        m: *mut rte_mbuf,
+        dom: u16,
+        chain: u16,
+        pos: usize,
+        in_port: u8,
+        hash: u32,
+        flow_slot: Option<usize>,
+    ) {
+        let Some(ch) = t.chains.get(usize::from(chain)) else {
+            self.free(m, DropReason::ChainRemoved);
+            return;
+        };
+        if pos >= ch.services.len() {
+            match ch.egress {
+                Some(p) => self.stage_tx(sh, m, p),
+                None => self.free(m, DropReason::ChainEgressDrop),
+            }
+            return;
+        }
+        let svc = &t.services[usize::from(ch.services[pos])];
+        let Some(nf) = self.pick_instance(sh, &svc.instances, ch.balance, hash, pos, flow_slot)
+        else {
+            self.free(m, DropReason::NfUnavailable);
+            return;
+        };
+        self.deliver(sh, m, dom, nf, chain, pos, in_port, hash);
+    }
+
+    #[inline]
+    fn pick_instance(
+        &mut self,
+        sh: &Shared,
+        inst: &[u16],
+        balance: Balance,
+        hash: u32,
+        pos: usize,
+        flow_slot: Option<usize>,
+    ) -> Option<u16> {
+        let active = |nf: u16, s: &Self| {
+            sh.nfs[usize::from(nf)].state.load(Ordering::Relaxed) == nf_state::ATTACHED
+                && s.nfs[usize::from(nf)].rx.is_some()
+        };
+        if inst.len() == 1 {
+            return active(inst[0], self).then_some(inst[0]);
+        }
+        if balance == Balance::LeastLoaded && pos < PINS {
+            if let Some(fs) = flow_slot {
+                let pin = self.flows[fs].pins[pos];
+                if usize::from(pin) < inst.len() && active(inst[usize::from(pin)], self) {
+                    return Some(inst[usize::from(pin)]);
+                }
+                // New flow (or its instance went away): the instance with the emptiest ring.
+                let mut best: Option<(usize, u32)> = None;
+                for (i, &nf) in inst.iter().enumerate() {
+                    if !active(nf, self) {
+                        continue;
+                    }
+                    let link = &self.nfs[usize::from(nf)];
+                    let used = link
+                        .rx
+                        .as_ref()
+                        .and_then(|p| p.len().ok())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(link.nstaged as u32);
+                    if best.is_none_or(|(_, b)| used < b) {
+                        best = Some((i, used));
+                    }
+                }
+                let (i, _) = best?;
+                self.flows[fs].pins[pos] = u8::try_from(i).unwrap_or(u8::MAX);
+                return Some(inst[i]);
+            }
+        }
+        // Flow-hash affinity; skip to the next active instance if the chosen one is away.
+        let n = inst.len();
+        let start = hash as usize % n;
+        (0..n)
+            .map(|k| inst[(start + k) % n])
+            .find(|&nf| active(nf, self))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn deliver(
+        &mut self,
+        sh: &Shared,
+        mut m: *mut rte_mbuf,
+        dom: u16,
+        nf: u16,
+        chain: u16,
+        pos: usize,
+        in_port: u8,
+        hash: u32,
+    ) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        let mut d = &sh.domains[usize::from(dom)];
+        if nfr.domain != dom {
+            // Crossing a trust domain: copy into a buffer of the destination domain.
+            let dst = &sh.domains[usize::from(nfr.domain)];
+            // SAFETY: the destination pool is valid for the run.
+            let n = unsafe { sys::netvm_rte_pktmbuf_alloc(dst.pool.as_ptr()) };
+            if n.is_null() {
+                self.free(m, DropReason::NoBuffer);
+                return;
+            }
+            // SAFETY: m and n are valid single-segment mbufs owned here; the copy stays within
+            // m's data (data_len bytes) and n's buffer (offset chosen so that it fits).
+            unsafe {
+                let len = (*m).data_len;
+                let buf_len = (*n).buf_len;
+                let off = (*n).data_off.min(buf_len.saturating_sub(len));
+                std::ptr::copy_nonoverlapping(
+                    (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
+                    (*n).buf_addr.cast::<u8>().add(usize::from(off)),
+                    usize::from(len),
+                );
+                (*n).data_off = off;
+                (*n).data_len = len;
+                (*n).pkt_len = u32::from(len);
+                (*n).port = (*m).port;
+                sys::netvm_rte_pktmbuf_free(m);
+            }
+            self.c.domain_copies += 1;
+            m = n;
+            d = dst;
+        }
+        let Some(idx) = d.buf_index(m) else {
+            self.free(m, DropReason::Rejected);
+            return;
+        };
+        let link = &mut self.nfs[usize::from(nf)];
+        if link.nstaged == BURST {
+            self.flush_nf(sh, nf);
+        }
+        let link = &mut self.nfs[usize::from(nf)];
+        // SAFETY: m is a valid mbuf owned here.
+        let (off, len) = unsafe { ((*m).data_off, (*m).data_len) };
+        let pos8 = u8::try_from(pos).unwrap_or(u8::MAX);
+        // Relaxed: the ring's Release publication orders this store before the NF (and hence
+        // the worker draining its TX ring, via the NF's Release) can see the descriptor.
+        d.bufs[idx as usize]
+            .owner
+            .store(owner_word(nf, chain, pos8, in_port), Ordering::Relaxed);
+        link.staged[link.nstaged] = Descriptor {
+            buf_idx: idx,
+            data_off: off,
+            data_len: len,
+            flow_hash: hash,
+            verdict: 0,
+            in_port,
+            verdict_arg: 0,
+        };
+        link.nstaged += 1;
+    }
+
+    fn flush_staged(&mut self, sh: &Shared) {
+        for nf in 0..self.nfs.len() {
+            if self.nfs[nf].nstaged > 0 {
+                self.flush_nf(sh, nf as u16);
+            }
+            let link = &mut self.nfs[nf];
+            if link.wake {
+                link.wake = false;
+                if let Some(p) = link.rx.as_mut() {
+                    p.wake_if_sleeping();
+                }
+            }
+        }
+    }
+
+    fn flush_nf(&mut self, sh: &Shared, nf: u16) {
+        let link = &mut self.nfs[usize::from(nf)];
+        let n = link.nstaged;
+        link.nstaged = 0;
+        let sent = match link.rx.as_mut() {
+            Some(p) => p.enqueue_burst(&link.staged[..n]).unwrap_or(0),
+            None => 0,
+        };
+        if sent > 0 {
+            link.wake = true;
+            self.c.nf_delivered[usize::from(nf)] += sent as u64;
+        }
+        if sent < n {
+            // Ring full (or corrupt): take the rest back and drop them.
+            let staged = link.staged;
+            let dom = &sh.domains[usize::from(sh.nfs[usize::from(nf)].domain)];
+            for d in &staged[sent..n] {
+                let meta = &dom.bufs[d.buf_idx as usize];
+                meta.owner.store(OWNER_NONE, Ordering::Relaxed);
+                self.free(meta.mbuf, DropReason::RingFull);
+            }
+        }
+    }
+
+    /// Drains NF `nf`'s TX ring and applies its verdicts. Every field is hostile input.
+    #[inline]
+    fn drain_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) {
+        let n = match self.nfs[usize::from(nf)]
+            .tx
+            .as_mut()
+            .map(|c| c.dequeue_burst(&mut self.ret_buf))
+        {
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                // Corrupt indices: count the reason and leave the ring alone this round; the
+                // NF's buffers come back when it is reclaimed (quarantine / detach).
+                self.c.ring_corrupt += 1;
+                self.c.nf_rejects[usize::from(nf)][RejectReason::RingIndexCorrupt as usize] += 1;
+                return;
+            }
+            None => 0,
+        };
+        for i in 0..n {
+            let raw = self.ret_buf[i];
+            self.take_back(sh, t, nf, raw);
+        }
+    }
+
+    fn reject(&mut self, sh: &Shared, nf: u16, why: RejectReason) {
+        self.c.nf_rejects[usize::from(nf)][why as usize] += 1;
+        sh.nfs[usize::from(nf)]
+            .rejects
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn take_back(&mut self, sh: &Shared, t: &Tables, nf: u16, raw: Descriptor) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        let dom = &sh.domains[usize::from(nfr.domain)];
+        let geom = dom.region.geometry();
+        let checked = CheckedDesc::try_from_raw(raw, geom);
+        // Ownership first: only a buffer this NF holds right now is acted on at all.
+        if raw.buf_idx >= dom.buf_count {
+            self.reject(sh, nf, RejectReason::BadIndex);
+            return;
+        }
+        let meta = &dom.bufs[raw.buf_idx as usize];
+        let w = meta.owner.load(Ordering::Acquire);
+        let owner = match Owner::decode(w) {
+            Some(o) if o.nf == nf => o,
+            _ => {
+                self.reject(sh, nf, RejectReason::NotOwner);
+                return;
+            }
+        };
+        meta.owner.store(OWNER_NONE, Ordering::Relaxed);
+        self.c.nf_returned[usize::from(nf)] += 1;
+        let m = meta.mbuf;
+        let d = match checked {
+            Ok(d) => d,
+            Err(e) => {
+                self.reject(sh, nf, e.reason());
+                self.free(m, DropReason::Rejected);
+                return;
+            }
+        };
+        // SAFETY: m is the mbuf pinned to this buffer, owned by the core again; the new bounds
+        // were validated against the buffer size, which is the mbuf's buffer length.
+        unsafe {
+            (*m).data_off = d.data_off();
+            (*m).data_len = d.data_len();
+            (*m).pkt_len = u32::from(d.data_len());
+        }
+        let Some(ch) = t.chains.get(usize::from(owner.chain)) else {
+            self.free(m, DropReason::ChainRemoved);
+            return;
+        };
+        let v = &mut self.c.nf_verdicts[usize::from(nf)];
+        match d.verdict() {
+            Verdict::Next => {
+                v[verdict_idx::NEXT] += 1;
+                self.route(
+                    sh,
+                    t,
+                    m,
+                    nfr.domain,
+                    owner.chain,
+                    usize::from(owner.pos) + 1,
+                    owner.in_port,
+                    raw.flow_hash,
+                    None,
+                );
+            }
+            Verdict::Service(id) => {
+                v[verdict_idx::SERVICE] += 1;
+                // Only a service later in this packet's chain: jump there.
+                let from = usize::from(owner.pos) + 1;
+                match ch.services.iter().skip(from).position(|&s| s == id) {
+                    Some(k) => self.route(
+                        sh,
+                        t,
+                        m,
+                        nfr.domain,
+                        owner.chain,
+                        from + k,
+                        owner.in_port,
+                        raw.flow_hash,
+                        None,
+                    ),
+                    None => {
+                        self.reject(sh, nf, RejectReason::ServiceUnknown);
+                        self.free(m, DropReason::Rejected);
+                    }
+                }
+            }
+            Verdict::Out(port) => {
+                v[verdict_idx::OUT] += 1;
+                if usize::from(port) < MAX_PORTS.min(sh.ports.len())
+                    && ch.allowed_ports & (1u64 << port) != 0
+                {
+                    self.stage_tx(sh, m, port);
+                } else {
+                    self.reject(sh, nf, RejectReason::PortNotAllowed);
+                    self.free(m, DropReason::Rejected);
+                }
+            }
+            Verdict::Drop => {
+                v[verdict_idx::DROP] += 1;
+                self.free(m, DropReason::NfVerdict);
+            }
+        }
+    }
+
+    #[inline]
+    fn stage_tx(&mut self, sh: &Shared, m: *mut rte_mbuf, port: u16) {
+        if self.txq[usize::from(port)].n == 2 * BURST {
+            self.flush_tx(sh, port);
+        }
+        let q = &mut self.txq[usize::from(port)];
+        q.pkts[q.n] = m;
+        q.n += 1;
+    }
+
+    fn flush_tx(&mut self, sh: &Shared, port: u16) {
+        let q = &mut self.txq[usize::from(port)];
+        let n = q.n;
+        if n == 0 {
+            return;
+        }
+        q.n = 0;
+        let mut bytes = 0u64;
+        for &m in &q.pkts[..n] {
+            // SAFETY: staged mbufs are valid and owned here.
+            bytes += u64::from(unsafe { (*m).data_len });
+        }
+        let queue = sh.ports[usize::from(port)].txq_of_worker(self.id);
+        // SAFETY: pkts[..n] are owned valid mbufs; the driver takes the first `sent`; this
+        // worker is the only user of its TX queue on this port.
+        let sent = unsafe {
+            sh.ports[usize::from(port)]
+                .port
+                .tx_burst_raw(queue, &mut q.pkts[..n])
+        };
+        let pkts = q.pkts;
+        let mut sent_bytes = bytes;
+        for &m in &pkts[sent..n] {
+            // SAFETY: unsent mbufs are still ours.
+            sent_bytes -= u64::from(unsafe { (*m).data_len });
+            self.free(m, DropReason::TxFull);
+        }
+        self.c.port_tx[usize::from(port)] += sent as u64;
+        self.c.port_tx_bytes[usize::from(port)] += sent_bytes;
+    }
+
+    fn flush_all_tx(&mut self, sh: &Shared, _t: &Tables) {
+        for p in 0..self.txq.len() {
+            self.flush_tx(sh, p as u16);
+        }
+    }
+
+    /// Takes back every buffer NF `nf` holds (it detached, died or was quarantined). Only the
+    /// worker that drains the NF's TX ring does this, so no return can race with it.
+    fn reclaim_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        if nfr.worker == self.id {
+            // First whatever it returned properly.
+            self.drain_nf(sh, t, nf);
+            let dom = &sh.domains[usize::from(nfr.domain)];
+            let mut n = 0u64;
+            for b in dom.bufs.iter() {
+                if Owner::decode(b.owner.load(Ordering::Acquire)).is_some_and(|o| o.nf == nf) {
+                    b.owner.store(OWNER_NONE, Ordering::Relaxed);
+                    self.c.nf_returned[usize::from(nf)] += 1;
+                    self.free(b.mbuf, DropReason::Reclaimed);
+                    n += 1;
+                }
+            }
+            nfr.reclaimed.fetch_add(n, Ordering::Relaxed);
+        }
+        let link = &mut self.nfs[usize::from(nf)];
+        link.rx = None;
+        link.tx = None;
+        link.nstaged = 0;
+        nfr.reclaim_done.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// First matching chain (rules in order).
+#[inline]
+fn classify(t: &Tables, meta: Option<&PacketMeta>, in_port: u16) -> Option<u16> {
+    let meta = meta?;
+    t.rules
+        .iter()
+        .find(|(r, _)| r.matches(meta, in_port))
+        .map(|&(_, c)| c)
+}
+
+/// A snapshot slot: the counters a worker last published and the epoch they belong to.
+#[derive(Debug, Default)]
+pub struct SnapshotSlot {
+    /// Epoch of `counters`.
+    pub epoch: AtomicU64,
+    /// The counters (locked only by the publishing worker between bursts and by the reader).
+    pub counters: std::sync::Mutex<Box<Counters>>,
+}
