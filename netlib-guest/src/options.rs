@@ -1,0 +1,141 @@
+//! Command-line and environment options shared by every NF binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use netvm_shm::WaitMode;
+
+use crate::error::NfError;
+use crate::nf::{Nf, NfConfig};
+
+/// How an idle NF sleeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WaitKind {
+    /// Sleep on the ring doorbells (futex); the core wakes the NF. Host processes.
+    Futex,
+    /// Sleep in 1 ms steps and re-check. QEMU guests (a futex does not cross the VM).
+    Poll,
+}
+
+/// Where the NF's region is and what the NF is called, plus attach tuning. Flatten it into a
+/// binary's clap arguments (`#[command(flatten)] nf: NfOptions`).
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct NfOptions {
+    /// Region file of the NF's trust domain (/dev/hugepages/netvm-DOMAIN.COREPID.region),
+    /// or, in a guest, the ivshmem BAR file (/sys/bus/pci/devices/BDF/resource2).
+    #[arg(long, env = "NETVM_REGION", value_name = "PATH")]
+    pub region: PathBuf,
+    /// NF name: the core reserved a slot under this name.
+    #[arg(long = "nf", env = "NETVM_NF", value_name = "NAME")]
+    pub nf: String,
+    /// Run as a QEMU guest NF: poll-sleep when idle (unless --wait says otherwise) and write
+    /// pid 0 into the slot (a guest pid means nothing to the host).
+    #[arg(long, env = "NETVM_GUEST")]
+    pub guest: bool,
+    /// How to sleep when idle [default: futex on the host, poll with --guest].
+    #[arg(long, value_enum, env = "NETVM_WAIT")]
+    pub wait: Option<WaitKind>,
+    /// Keep retrying the first attach for this many seconds (the core may not have reserved
+    /// the slot yet).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs)]
+    pub attach_wait: Duration,
+    /// After a core restart, wait this many seconds for the slot to be reserved again.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub reattach_timeout: Duration,
+}
+
+/// Standalone parser for programs whose only options are [`NfOptions`].
+#[derive(clap::Parser)]
+#[command(about = "A netvm network function")]
+struct Standalone {
+    #[command(flatten)]
+    nf: NfOptions,
+}
+
+impl NfOptions {
+    /// Parses `--region/--nf` (or `NETVM_REGION` / `NETVM_NF`) and the tuning options from the
+    /// process arguments and environment; prints usage and exits on error, like clap.
+    #[must_use]
+    pub fn from_env_and_args() -> Self {
+        <Standalone as clap::Parser>::parse().nf
+    }
+
+    /// As [`from_env_and_args`](Self::from_env_and_args) over explicit arguments (the first is
+    /// the program name), returning clap's error.
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        <Standalone as clap::Parser>::try_parse_from(args).map(|s| s.nf)
+    }
+
+    /// The [`NfConfig`] these options describe.
+    #[must_use]
+    pub fn config(&self) -> NfConfig {
+        let mut cfg = if self.guest {
+            NfConfig::guest()
+        } else {
+            NfConfig::host()
+        };
+        match self.wait {
+            Some(WaitKind::Futex) => cfg.wait_mode = WaitMode::Futex,
+            Some(WaitKind::Poll) => cfg.wait_mode = NfConfig::guest().wait_mode,
+            None => {}
+        }
+        cfg.attach_wait = self.attach_wait;
+        cfg.reattach_timeout = self.reattach_timeout;
+        cfg
+    }
+
+    /// Attaches as described.
+    pub fn attach(&self) -> Result<Nf, NfError> {
+        Nf::attach_file_with(&self.region, &self.nf, self.config())
+    }
+}
+
+/// Parses a non-negative number of seconds (`1`, `0.5`) into a `Duration`.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(v).map_err(|_| format!("{s:?} is not a non-negative duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_args() {
+        let o = NfOptions::try_from_args(["x", "--region", "/r", "--nf", "fw1", "--wait", "poll"])
+            .unwrap();
+        assert_eq!(o.region, PathBuf::from("/r"));
+        assert_eq!(o.nf, "fw1");
+        assert_eq!(o.wait, Some(WaitKind::Poll));
+        assert_eq!(o.attach_wait, Duration::ZERO);
+        assert_eq!(o.reattach_timeout, Duration::from_secs(60));
+        assert!(matches!(o.config().wait_mode, WaitMode::PollSleep { .. }));
+        assert!(o.config().write_pid);
+        let o = NfOptions::try_from_args(["x", "--region=/r", "--nf=a", "--attach-wait", "1.5"])
+            .unwrap();
+        assert_eq!(o.attach_wait, Duration::from_millis(1500));
+        assert_eq!(o.config().wait_mode, WaitMode::Futex);
+        let o = NfOptions::try_from_args(["x", "--region=/r", "--nf=a", "--guest"]).unwrap();
+        assert_eq!(o.config(), NfConfig::guest());
+        let o = NfOptions::try_from_args(["x", "--region=/r", "--nf=a", "--guest", "--wait=futex"])
+            .unwrap();
+        assert_eq!(o.config().wait_mode, WaitMode::Futex);
+        assert!(!o.config().write_pid);
+    }
+
+    #[test]
+    fn secs() {
+        assert_eq!(parse_secs("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_secs("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("x").is_err());
+        assert!(parse_secs("inf").is_err());
+    }
+}
