@@ -8,14 +8,16 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A whole instance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Instance name: names the control socket and region files.
     #[serde(default = "default_name")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,32}$"))]
     pub name: String,
     /// Directory of region files (default `/dev/hugepages`; any directory works, a
     /// non-hugetlbfs one with a warning).
@@ -26,13 +28,17 @@ pub struct Config {
     pub run_dir: Option<PathBuf>,
     /// Data-plane workers, each pinned to its CPU.
     #[serde(default = "default_workers")]
+    #[schemars(length(min = 1, max = 8))]
     pub workers: Vec<WorkerConfig>,
     /// Trust domains: each is one shared-memory region.
+    #[schemars(length(min = 1, max = 16))]
     pub domains: Vec<DomainConfig>,
     /// DPDK ports.
+    #[schemars(length(min = 1, max = 32))]
     pub ports: Vec<PortConfig>,
     /// Network functions.
     #[serde(default)]
+    #[schemars(length(max = 254))]
     pub nfs: Vec<NfConfig>,
     /// Chains, matched in order; the first match wins; unmatched packets are dropped (counted).
     #[serde(default)]
@@ -42,6 +48,7 @@ pub struct Config {
     pub eal: EalOptions,
     /// Descriptors per NF ring (power of two).
     #[serde(default = "default_ring_capacity")]
+    #[schemars(range(min = 64, max = 65536))]
     pub ring_capacity: u32,
     /// NF failure handling.
     #[serde(default)]
@@ -59,7 +66,7 @@ fn default_ring_capacity() -> u32 {
 }
 
 /// One worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
     /// CPU the worker thread is pinned to.
@@ -67,13 +74,14 @@ pub struct WorkerConfig {
 }
 
 /// A trust domain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DomainConfig {
     /// Name (also in the region header).
     pub name: String,
     /// Packet buffers in the domain's region.
     #[serde(default = "default_buffers")]
+    #[schemars(range(min = 64, max = 1048576))]
     pub buffers: u32,
     /// NUMA node the region should live on.
     #[serde(default)]
@@ -85,7 +93,7 @@ fn default_buffers() -> u32 {
 }
 
 /// A DPDK port.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
     /// Name used by chains.
@@ -97,7 +105,7 @@ pub struct PortConfig {
 }
 
 /// Where an NF runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NfKind {
     /// A host process mapping the region file.
@@ -108,14 +116,16 @@ pub enum NfKind {
 }
 
 /// Guest resources.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmConfig {
     /// Guest memory in MiB.
     #[serde(default = "default_vm_mem")]
+    #[schemars(range(min = 64, max = 65536))]
     pub memory_mb: u32,
     /// Virtual CPUs.
     #[serde(default = "default_vcpus")]
+    #[schemars(range(min = 1, max = 64))]
     pub vcpus: u32,
 }
 
@@ -127,7 +137,7 @@ fn default_vcpus() -> u32 {
 }
 
 /// A network function instance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NfConfig {
     /// Instance name (unique); the NF attaches with it.
@@ -154,7 +164,7 @@ pub struct NfConfig {
 }
 
 /// How a chain spreads packets over the instances of a service.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
     /// Symmetric 5-tuple hash: a flow (both directions) always meets the same instance.
@@ -166,7 +176,7 @@ pub enum Balance {
 }
 
 /// Packet match of a chain; absent fields match anything.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// Input port name.
@@ -190,7 +200,7 @@ pub struct MatchConfig {
 }
 
 /// A chain: match → services in order → egress.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
     /// Name.
@@ -212,7 +222,7 @@ pub struct ChainConfig {
 }
 
 /// EAL options.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EalOptions {
     /// Run without hugepages (`--no-huge`) with this many MiB.

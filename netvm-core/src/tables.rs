@@ -51,6 +51,11 @@ pub struct Tables {
     pub rules: Vec<(Rule, u16)>,
     /// Version; workers clear their flow caches when it changes.
     pub version: u64,
+    /// Per port index: the chain every packet of that port enters when the first rule that
+    /// can match the port looks at nothing but the input port (no parsing needed), or None.
+    pub port_fast: Vec<Option<u16>>,
+    /// Per chain id: whether any of its services has several instances (flow hash needed).
+    pub needs_hash: Vec<bool>,
 }
 
 fn cerr(path: String, reason: impl Into<String>) -> ConfigError {
@@ -82,6 +87,8 @@ impl Tables {
             chains: Vec::new(),
             rules: Vec::new(),
             version: 1,
+            port_fast: vec![None; cfg.ports.len()],
+            needs_hash: Vec::new(),
         };
         t.set_chains(&cfg.chains, port_ids)?;
         Ok(t)
@@ -191,6 +198,14 @@ impl Tables {
             .collect();
         self.chains.extend(new_chains);
         self.version += 1;
+        self.needs_hash = self.chains.iter().map(|c| c.services.iter().any(|&s| self.services[usize::from(s)].instances.len() > 1)).collect();
+        for (p, fast) in self.port_fast.iter_mut().enumerate() {
+            let first = self.rules.iter().find(|(r, _)| r.in_port.is_none_or(|ip| usize::from(ip) == p));
+            *fast = first.and_then(|(r, c)| {
+                let only_port = r.ethertype.is_none() && r.src.is_none() && r.dst.is_none() && r.proto.is_none() && r.dst_port.is_none();
+                only_port.then_some(*c)
+            });
+        }
         Ok(())
     }
 }

@@ -92,6 +92,7 @@ struct State {
     rx_buf: [*mut rte_mbuf; BURST],
     ret_buf: [Descriptor; BURST],
     published_epoch: u64,
+    round: u32,
 }
 
 impl Worker {
@@ -122,6 +123,7 @@ impl Worker {
             rx_buf: [std::ptr::null_mut(); BURST],
             ret_buf: [Descriptor::default(); BURST],
             published_epoch: 0,
+            round: 0,
         };
         Self { shared, tables, st }
     }
@@ -153,20 +155,10 @@ impl Worker {
 
     #[inline]
     fn iteration(&mut self, sh: &Shared, rx: bool) {
-        while let Some(cmd) = sh.commands[self.st.id].pop() {
-            match cmd {
-                Command::Tables(t) => {
-                    if t.version != self.tables.version {
-                        self.st.flows.fill(EMPTY_FLOW);
-                    }
-                    self.tables = t;
-                }
-                Command::AddNf(nf) => self.st.open_nf(sh, nf),
-                Command::ReclaimNf(nf) => {
-                    let t = Arc::clone(&self.tables);
-                    self.st.reclaim_nf(sh, &t, nf);
-                }
-            }
+        // Control work (commands, snapshots) is looked at every 16th round.
+        self.st.round = self.st.round.wrapping_add(1);
+        if self.st.round % 16 == 0 {
+            self.control(sh);
         }
         let t: &Tables = &self.tables;
         let st = &mut self.st;
@@ -184,9 +176,32 @@ impl Worker {
         }
         st.flush_staged(sh);
         st.flush_all_tx(sh, t);
+    }
+
+    /// Applies queued commands and publishes a requested snapshot (between bursts).
+    #[cold]
+    fn control(&mut self, sh: &Shared) {
+        while let Some(cmd) = sh.commands[self.st.id].pop() {
+            match cmd {
+                Command::Tables(t) => {
+                    if t.version != self.tables.version {
+                        self.st.flows.fill(EMPTY_FLOW);
+                    }
+                    self.tables = t;
+                }
+                Command::AddNf(nf) => self.st.open_nf(sh, nf),
+                Command::ReclaimNf(nf) => {
+                    let t = Arc::clone(&self.tables);
+                    self.st.reclaim_nf(sh, &t, nf);
+                }
+            }
+        }
         let want = sh.snapshot_epoch.load(Ordering::Acquire);
-        if want != st.published_epoch {
-            st.publish(sh, want);
+        if want != self.st.published_epoch {
+            let t = Arc::clone(&self.tables);
+            self.st.flush_staged(sh);
+            self.st.flush_all_tx(sh, &t);
+            self.st.publish(sh, want);
         }
     }
 }
@@ -236,9 +251,73 @@ impl State {
         // SAFETY: this worker is the only poller of queue 0 of this port (ports are assigned to
         // one worker each); every mbuf returned is owned here until freed, sent or handed over.
         let n = unsafe { port.port.rx_burst_raw(0, &mut self.rx_buf) };
+        if n == 0 {
+            return;
+        }
+        if let Some(chain) = t.port_fast.get(usize::from(pidx)).copied().flatten() {
+            self.rx_fast(sh, t, n, pidx, chain);
+            return;
+        }
         for i in 0..n {
             let m = self.rx_buf[i];
             self.rx_one(sh, t, m, pidx);
+        }
+    }
+
+    /// Every packet of the burst enters `chain` (the port's first rule needs no parsing).
+    #[inline]
+    fn rx_fast(&mut self, sh: &Shared, t: &Tables, n: usize, pidx: u16, chain: u16) {
+        let p = usize::from(pidx);
+        let mut bytes = 0u64;
+        for &m in &self.rx_buf[..n] {
+            // SAFETY: received mbufs are valid and owned here.
+            bytes += u64::from(unsafe { (*m).data_len });
+        }
+        self.c.port_rx[p] += n as u64;
+        self.c.port_rx_bytes[p] += bytes;
+        self.c.chain_pkts[usize::from(chain)] += n as u64;
+        let Some(ch) = t.chains.get(usize::from(chain)) else { return };
+        let dom = sh.ports[p].domain;
+        let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
+        if ch.services.is_empty() {
+            // Port to port: the whole burst goes straight to the egress queue, as io
+            // forwarding does (staged packets for that port go first, keeping order).
+            match ch.egress {
+                Some(e) => {
+                    self.flush_tx(sh, e);
+                    let queue = sh.ports[usize::from(e)].txq_of_worker(self.id);
+                    // SAFETY: rx_buf[..n] are owned valid mbufs; the driver takes the first
+                    // `sent`; this worker is the only user of its TX queue on that port.
+                    let sent = unsafe { sh.ports[usize::from(e)].port.tx_burst_raw(queue, &mut self.rx_buf[..n]) };
+                    let e = usize::from(e);
+                    self.c.port_tx[e] += sent as u64;
+                    if sent == n {
+                        self.c.port_tx_bytes[e] += bytes;
+                    } else {
+                        let unsent = self.rx_buf;
+                        let mut lost = 0u64;
+                        for &m in &unsent[sent..n] {
+                            // SAFETY: unsent mbufs are still ours.
+                            lost += u64::from(unsafe { (*m).data_len });
+                            self.free(m, DropReason::TxFull);
+                        }
+                        self.c.port_tx_bytes[e] += bytes - lost;
+                    }
+                }
+                None => {
+                    for i in 0..n {
+                        let m = self.rx_buf[i];
+                        self.free(m, DropReason::ChainEgressDrop);
+                    }
+                }
+            }
+            return;
+        }
+        let hash_needed = t.needs_hash.get(usize::from(chain)).copied().unwrap_or(true);
+        for i in 0..n {
+            let m = self.rx_buf[i];
+            let hash = if hash_needed { packet_hash(m) } else { 0 };
+            self.route(sh, t, m, dom, chain, 0, in_port, hash, None);
         }
     }
 
@@ -708,6 +787,14 @@ impl State {
         link.nstaged = 0;
         nfr.reclaim_done.fetch_add(1, Ordering::Release);
     }
+}
+
+/// Symmetric flow hash of an mbuf's packet (0 for non-IPv4).
+#[inline]
+fn packet_hash(m: *mut rte_mbuf) -> u32 {
+    // SAFETY: m is a valid single-segment mbuf owned by the caller; its data lies in its buffer.
+    let data = unsafe { std::slice::from_raw_parts((*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)), usize::from((*m).data_len)) };
+    FlowKey::from_ethernet(data).as_ref().map_or(0, symmetric_hash)
 }
 
 /// First matching chain (rules in order).
