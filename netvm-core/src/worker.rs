@@ -22,7 +22,8 @@ use crate::{nf_state, Shared};
 
 /// Packets per burst.
 pub const BURST: usize = 32;
-const FLOW_CACHE: usize = 4096;
+const FLOW_SETS: usize = 2048;
+const FLOW_WAYS: usize = 4;
 const PINS: usize = 4;
 
 /// Commands from the control side, applied between bursts.
@@ -88,6 +89,7 @@ struct State {
     nfs: Vec<NfLink>,
     txq: Vec<TxQueue>,
     flows: Box<[FlowEntry]>,
+    victim: Box<[u8]>,
     c: Box<Counters>,
     rx_buf: [*mut rte_mbuf; BURST],
     ret_buf: [Descriptor; BURST],
@@ -118,7 +120,8 @@ impl Worker {
             rx_ports,
             nfs,
             txq,
-            flows: vec![EMPTY_FLOW; FLOW_CACHE].into_boxed_slice(),
+            flows: vec![EMPTY_FLOW; FLOW_SETS * FLOW_WAYS].into_boxed_slice(),
+            victim: vec![0; FLOW_SETS].into_boxed_slice(),
             c: Box::default(),
             rx_buf: [std::ptr::null_mut(); BURST],
             ret_buf: [Descriptor::default(); BURST],
@@ -351,27 +354,37 @@ impl State {
         let key = meta.as_ref().and_then(FlowKey::from_meta);
         let hash = key.as_ref().map_or(0, symmetric_hash);
         let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
-        // Flow cache (exact match on key + in port) in front of the ordered rules.
+        // Flow cache (exact match on key + in port, 4-way set associative) in front of the
+        // ordered rules.
         let (chain, slot) = match key {
             Some(k) => {
-                let slot = (hash as usize ^ usize::from(in_port)) & (FLOW_CACHE - 1);
-                let e = &self.flows[slot];
-                if e.valid && e.key == k && e.in_port == in_port {
-                    self.c.flow_cache_hits += 1;
-                    (Some(e.chain), Some(slot))
-                } else {
-                    self.c.flow_cache_misses += 1;
-                    let ch = classify(t, meta.as_ref(), pidx);
-                    if let Some(ch) = ch {
-                        self.flows[slot] = FlowEntry {
-                            valid: true,
-                            in_port,
-                            key: k,
-                            chain: ch,
-                            pins: [u8::MAX; PINS],
-                        };
+                let set = ((hash as usize ^ usize::from(in_port)) & (FLOW_SETS - 1)) * FLOW_WAYS;
+                let hit = (set..set + FLOW_WAYS).find(|&i| {
+                    let e = &self.flows[i];
+                    e.valid && e.key == k && e.in_port == in_port
+                });
+                match hit {
+                    Some(i) => {
+                        self.c.flow_cache_hits += 1;
+                        (Some(self.flows[i].chain), Some(i))
                     }
-                    (ch, Some(slot))
+                    None => {
+                        self.c.flow_cache_misses += 1;
+                        let ch = classify(t, meta.as_ref(), pidx);
+                        match ch {
+                            Some(ch) => {
+                                // An empty way, else the set's next victim in turn.
+                                let i = (set..set + FLOW_WAYS).find(|&i| !self.flows[i].valid).unwrap_or_else(|| {
+                                    let v = &mut self.victim[set / FLOW_WAYS];
+                                    *v = (*v + 1) % FLOW_WAYS as u8;
+                                    set + usize::from(*v)
+                                });
+                                self.flows[i] = FlowEntry { valid: true, in_port, key: k, chain: ch, pins: [u8::MAX; PINS] };
+                                (Some(ch), Some(i))
+                            }
+                            None => (None, None),
+                        }
+                    }
                 }
             }
             None => (classify(t, meta.as_ref(), pidx), None),

@@ -150,12 +150,17 @@ pub struct Core {
     pub regions: Vec<(String, PathBuf)>,
     /// Scratch directory (config, logs, pcaps).
     pub dir: Scratch,
+    /// One instance at a time per test binary: instances share the machine's two CPUs.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Core {
     /// Starts the core on `config` (its `run_dir` and `region_dir` are set here unless given),
     /// waits for the control socket and returns. `extra` are netvm-core arguments.
     pub fn start(mut config: Value, dir: Scratch, extra: &[&str]) -> Self {
+        let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if config.get("run_dir").is_none() {
             config["run_dir"] = Value::from(dir.path("run").display().to_string());
         }
@@ -168,7 +173,7 @@ impl Core {
         args.extend(extra.iter().map(|s| s.to_string()));
         let core = Proc::spawn("netvm-core", &bin("netvm-core"), &args, dir.path("core.log"), &[]);
         let socket = dir.path("run").join("control.sock");
-        let mut c = Self { nfs: Vec::new(), core, socket, regions: Vec::new(), dir };
+        let mut c = Self { nfs: Vec::new(), core, socket, regions: Vec::new(), dir, _serial: serial };
         let end = Instant::now() + Duration::from_secs(30);
         while !c.socket.exists() {
             assert!(c.core.running(), "netvm-core exited early:\n{}", c.core.log_text());
@@ -189,7 +194,15 @@ impl Core {
 
     /// One control request.
     pub fn ctl(&self, req: &Value) -> Value {
-        let mut s = UnixStream::connect(&self.socket).unwrap_or_else(|e| panic!("connect {}: {e}\n{}\n{}", self.socket.display(), self.core.log_text(), self.nf_logs()));
+        // The socket file appears at bind(2), a moment before listen(2): retry a refusal.
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut s = loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(s) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("connect {}: {e}\n{}\n{}", self.socket.display(), self.core.log_text(), self.nf_logs()),
+            }
+        };
         s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         writeln!(s, "{req}").expect("send");
         let mut line = String::new();
@@ -301,4 +314,59 @@ pub fn eal_section() -> Value {
 /// CPU for the core's worker: the last CPU (NFs and the test share the others).
 pub fn worker_cpu() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from).saturating_sub(1)
+}
+
+/// What [`run_fw_l3`] returns.
+pub struct ChainRun {
+    /// The core's final report.
+    pub report: Value,
+    /// The input load.
+    pub load: traffic::Load,
+    /// Frames the output port wrote.
+    pub output: Vec<Vec<u8>>,
+}
+
+/// Runs the reference chain `in → firewall → l3fwd → out` on a generated pcap, with the ports
+/// in domain `edge` and each NF in the domain given, until every packet is dealt with; then
+/// shuts down and returns the report and the output frames.
+pub fn run_fw_l3(tag: &str, fw_domain: &str, l3_domain: &str) -> ChainRun {
+    let dir = Scratch::new(tag);
+    let load = traffic::Load::new(24, 12);
+    let input = dir.path("in.pcap");
+    let output = dir.path("out.pcap");
+    traffic::write_pcap(&input, &load.frames);
+    let rules = dir.path("fw.rules");
+    let routes = dir.path("routes");
+    std::fs::write(&rules, traffic::Load::rules()).expect("rules");
+    std::fs::write(&routes, traffic::Load::routes(1)).expect("routes");
+    let mut domains = vec![serde_json::json!({"name": "edge", "buffers": 1024})];
+    for d in [fw_domain, l3_domain] {
+        if domains.iter().all(|x| x["name"] != d) {
+            domains.push(serde_json::json!({"name": d, "buffers": 1024}));
+        }
+    }
+    let cfg = serde_json::json!({
+        "name": tag,
+        "workers": [{"cpu": worker_cpu()}],
+        "eal": eal_section(),
+        "domains": domains,
+        "ports": [
+            {"name": "in", "device": format!("net_pcap0,rx_pcap={}", input.display()), "domain": "edge"},
+            {"name": "out", "device": format!("net_pcap1,tx_pcap={}", output.display()), "domain": "edge"}
+        ],
+        "nfs": [
+            {"name": "fw1", "service": "firewall", "domain": fw_domain},
+            {"name": "l3", "service": "l3fwd", "domain": l3_domain}
+        ],
+        "chains": [{"name": "web", "match": {"in_port": "in"}, "services": ["firewall", "l3fwd"], "egress": "out"}]
+    });
+    let mut core = Core::start(cfg, dir, &[]);
+    core.spawn_nf("firewall", "fw1", fw_domain, &["--rules".into(), rules.display().to_string()]);
+    core.spawn_nf("l3fwd", "l3", l3_domain, &["--routes".into(), routes.display().to_string()]);
+    core.wait_running();
+    let n_in = load.frames.len() as u64;
+    core.wait_stats(Duration::from_secs(60), |s| s["received"].as_u64() == Some(n_in) && s["in_flight"] == 0);
+    let report = core.shutdown();
+    let output = traffic::read_pcap(&output);
+    ChainRun { report, load, output }
 }
