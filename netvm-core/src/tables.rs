@@ -203,7 +203,9 @@ impl Tables {
             let first = self.rules.iter().find(|(r, _)| r.in_port.is_none_or(|ip| usize::from(ip) == p));
             *fast = first.and_then(|(r, c)| {
                 let only_port = r.ethertype.is_none() && r.src.is_none() && r.dst.is_none() && r.proto.is_none() && r.dst_port.is_none();
-                only_port.then_some(*c)
+                // Least-loaded placement pins flows in the flow cache: it needs the slow path.
+                let pins = self.chains[usize::from(*c)].balance == Balance::LeastLoaded && self.needs_hash[usize::from(*c)];
+                (only_port && !pins).then_some(*c)
             });
         }
         Ok(())
