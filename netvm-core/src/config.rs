@@ -50,7 +50,8 @@ pub struct Config {
     #[serde(default = "default_ring_capacity")]
     #[schemars(range(min = 64, max = 65536))]
     pub ring_capacity: u32,
-    /// NF failure handling.
+    /// Quarantine an NF (deliver nothing more to it, take its buffers back) once it has
+    /// returned more than this many rejected descriptors; unset: never.
     #[serde(default)]
     pub quarantine_after: Option<u64>,
 }

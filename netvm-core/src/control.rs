@@ -419,6 +419,25 @@ pub fn snapshot(sh: &Shared) -> Option<Report> {
     Some(report_from(sh, &total, epoch, consistent, owned))
 }
 
+/// Descriptors waiting in an NF's RX rings (core → NF): the saturation signal. Read from the
+/// ring words with every value treated as untrusted (a corrupt pair counts as 0).
+fn rx_occupancy(dom: &crate::domain::Domain, slot: u32) -> u32 {
+    let geom = dom.region.geometry();
+    let Some(rings) = geom.slot_rings(slot) else { return 0 };
+    let cap = geom.ring_capacity();
+    rings
+        .rx_range()
+        .filter_map(|r| dom.region.ring_control(r).ok())
+        .map(|ctl| {
+            // SAFETY: ring_control returns a pointer to a control block inside the live
+            // mapping; it is only read through its atomics.
+            let ctl = unsafe { ctl.as_ref() };
+            let used = ctl.prod.load(Ordering::Relaxed).wrapping_sub(ctl.cons.load(Ordering::Relaxed));
+            if used <= cap { used } else { 0 }
+        })
+        .sum()
+}
+
 /// Builds a report from merged counters.
 pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owned: u64) -> Report {
     let tables = sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -445,10 +464,8 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         .enumerate()
         .map(|(i, n)| {
             let dom = &sh.domains[usize::from(n.domain)];
-            let (pid, occ) = match dom.region.slot(n.slot) {
-                Ok(s) => (s.nf_pid(), 0),
-                Err(_) => (0, 0),
-            };
+            let pid = dom.region.slot(n.slot).map(|s| s.nf_pid()).unwrap_or(0);
+            let occ = rx_occupancy(dom, n.slot);
             let rejects: BTreeMap<String, u64> = netvm_shm::RejectReason::ALL
                 .iter()
                 .filter(|r| c.nf_rejects[i][**r as usize] > 0)

@@ -92,9 +92,10 @@ struct State {
     victim: Box<[u8]>,
     c: Box<Counters>,
     rx_buf: [*mut rte_mbuf; BURST],
-    ret_buf: [Descriptor; BURST],
+    ret_buf: [Descriptor; 2 * BURST],
     published_epoch: u64,
     round: u32,
+    backpressure: bool,
 }
 
 impl Worker {
@@ -124,9 +125,10 @@ impl Worker {
             victim: vec![0; FLOW_SETS].into_boxed_slice(),
             c: Box::default(),
             rx_buf: [std::ptr::null_mut(); BURST],
-            ret_buf: [Descriptor::default(); BURST],
+            ret_buf: [Descriptor::default(); 2 * BURST],
             published_epoch: 0,
             round: 0,
+            backpressure: false,
         };
         Self { shared, tables, st }
     }
@@ -165,7 +167,10 @@ impl Worker {
         }
         let t: &Tables = &self.tables;
         let st = &mut self.st;
-        if rx {
+        // Backpressure: a full NF ring last round means receiving now would only feed drops;
+        // leave the packets with the port for one round and let the NFs catch up.
+        let pressed = std::mem::take(&mut st.backpressure);
+        if rx && !pressed {
             for i in 0..st.rx_ports.len() {
                 let p = st.rx_ports[i];
                 st.poll_port(sh, t, p);
@@ -588,6 +593,7 @@ impl State {
             self.c.nf_delivered[usize::from(nf)] += sent as u64;
         }
         if sent < n {
+            self.backpressure = true;
             // Ring full (or corrupt): take the rest back and drop them.
             let staged = link.staged;
             let dom = &sh.domains[usize::from(sh.nfs[usize::from(nf)].domain)];
@@ -664,9 +670,12 @@ impl State {
         // SAFETY: m is the mbuf pinned to this buffer, owned by the core again; the new bounds
         // were validated against the buffer size, which is the mbuf's buffer length.
         unsafe {
-            (*m).data_off = d.data_off();
-            (*m).data_len = d.data_len();
-            (*m).pkt_len = u32::from(d.data_len());
+            // Most NFs keep the packet where it was: skip the stores then.
+            if (*m).data_off != d.data_off() || (*m).data_len != d.data_len() {
+                (*m).data_off = d.data_off();
+                (*m).data_len = d.data_len();
+                (*m).pkt_len = u32::from(d.data_len());
+            }
         }
         let Some(ch) = t.chains.get(usize::from(owner.chain)) else {
             self.free(m, DropReason::ChainRemoved);
