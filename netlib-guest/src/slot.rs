@@ -200,7 +200,7 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
         Ok(s) => s
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().next())
-            .map_or(true, |state| state != "Z" && state != "X"),
+            .is_none_or(|state| state != "Z" && state != "X"),
         Err(_) => true,
     }
 }

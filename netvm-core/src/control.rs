@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use crate::config::ChainConfig;
 use crate::stats::{Counters, DropReason, NfReport, PortReport, Report};
 use crate::worker::Command;
-use crate::{nf_state, CoreError, Shared};
+use crate::{id32, nf_state, CoreError, Shared};
 
 /// Lets a thread run on every CPU (threads inherit the EAL's pinning of the main thread).
 pub fn unpin_current_thread() {
@@ -70,7 +70,7 @@ pub fn reserve_slot(sh: &Shared, i: usize) -> Result<(), CoreError> {
     for r in rings.rx_range().chain(std::iter::once(rings.tx)) {
         dom.region.reset_ring(r, 0).map_err(region_err)?;
     }
-    slot.reserve(&nf.info.name, u32::from(svc), inst as u32)
+    slot.reserve(&nf.info.name, u32::from(svc), id32(inst))
         .map_err(region_err)?;
     nf.state.store(nf_state::PENDING, Ordering::Release);
     Ok(())
@@ -174,7 +174,7 @@ impl Supervisor {
         let nf = &sh.nfs[i];
         nf.state.store(state, Ordering::Release);
         let target = nf.reclaim_done.load(Ordering::Acquire) + sh.commands.len() as u64;
-        broadcast(sh, || Command::ReclaimNf(i as u16));
+        broadcast(sh, || Command::ReclaimNf(crate::id16(i)));
         self.reclaiming.push((i, target, rereserve));
     }
 
@@ -196,7 +196,7 @@ impl Supervisor {
             match core_state {
                 nf_state::PENDING if slot_state == Some(SlotState::Attached) => {
                     nf.state.store(nf_state::ATTACHED, Ordering::Release);
-                    broadcast(sh, || Command::AddNf(i as u16));
+                    broadcast(sh, || Command::AddNf(crate::id16(i)));
                 }
                 nf_state::ATTACHED => {
                     if let Some(limit) = sh.config.quarantine_after {
@@ -423,7 +423,9 @@ pub fn snapshot(sh: &Shared) -> Option<Report> {
 /// ring words with every value treated as untrusted (a corrupt pair counts as 0).
 fn rx_occupancy(dom: &crate::domain::Domain, slot: u32) -> u32 {
     let geom = dom.region.geometry();
-    let Some(rings) = geom.slot_rings(slot) else { return 0 };
+    let Some(rings) = geom.slot_rings(slot) else {
+        return 0;
+    };
     let cap = geom.ring_capacity();
     rings
         .rx_range()
@@ -432,8 +434,15 @@ fn rx_occupancy(dom: &crate::domain::Domain, slot: u32) -> u32 {
             // SAFETY: ring_control returns a pointer to a control block inside the live
             // mapping; it is only read through its atomics.
             let ctl = unsafe { ctl.as_ref() };
-            let used = ctl.prod.load(Ordering::Relaxed).wrapping_sub(ctl.cons.load(Ordering::Relaxed));
-            if used <= cap { used } else { 0 }
+            let used = ctl
+                .prod
+                .load(Ordering::Relaxed)
+                .wrapping_sub(ctl.cons.load(Ordering::Relaxed));
+            if used <= cap {
+                used
+            } else {
+                0
+            }
         })
         .sum()
 }

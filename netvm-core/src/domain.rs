@@ -14,6 +14,8 @@ use crate::CoreError;
 
 /// Bytes per packet buffer: 128 headroom + 2048 data room.
 pub const BUF_SIZE: u32 = 2176;
+const BUF_SIZE_U16: u16 = 2176;
+const _: () = assert!(BUF_SIZE_U16 as u32 == BUF_SIZE);
 
 /// Owner word value of a buffer no NF holds.
 pub const OWNER_NONE: u64 = 0;
@@ -137,7 +139,7 @@ impl Domain {
         let ext = ExtMem {
             ptr: area,
             len,
-            elt_size: BUF_SIZE as u16,
+            elt_size: BUF_SIZE_U16,
         };
         let pool_name = format!("dom{id}");
         // SAFETY: `area..area+len` is the region's buffer area, mapped for as long as the
@@ -200,9 +202,12 @@ impl Domain {
     }
 
     /// Buffer index of an mbuf of this domain's pool.
+    ///
+    /// # Safety
+    /// `m` must be a valid mbuf owned by the caller.
     #[inline]
-    pub fn buf_index(&self, m: *mut rte_mbuf) -> Option<u32> {
-        // SAFETY: m is a valid mbuf owned by the caller.
+    pub unsafe fn buf_index(&self, m: *mut rte_mbuf) -> Option<u32> {
+        // SAFETY: m is a valid mbuf owned by the caller (the function's contract).
         let addr = unsafe { (*m).buf_addr } as usize;
         let off = addr.wrapping_sub(self.area);
         let idx = off / BUF_SIZE as usize;

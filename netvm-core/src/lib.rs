@@ -234,6 +234,19 @@ impl Default for RunOptions {
     }
 }
 
+/// An index (NF, port, worker) as the 16-bit id the core stores. Indices are bounded by the
+/// config limits (`MAX_NFS`, `MAX_PORTS`, …) long before 16 bits; saturates rather than wraps.
+#[inline]
+pub(crate) fn id16(i: usize) -> u16 {
+    u16::try_from(i).unwrap_or(u16::MAX)
+}
+
+/// As [`id16`], 32 bits.
+#[inline]
+pub(crate) fn id32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -282,7 +295,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     })?;
     let mut domains = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
-        let slots = cfg.nfs.iter().filter(|n| n.domain == d.name).count() as u32 + 4;
+        let slots = id32(cfg.nfs.iter().filter(|n| n.domain == d.name).count()) + 4;
         let id = u16::try_from(i).map_err(|_| CoreError::Internal("domain count".into()))?;
         let dom = Domain::create(
             &eal,
@@ -291,7 +304,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             &dir,
             d.buffers,
             slots,
-            nworkers as u32,
+            id32(nworkers),
             cfg.ring_capacity,
         );
         match dom {
@@ -317,7 +330,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             let mut port = Port::open(&eal, &p.device)?;
             let dcfg = DevPortConfig {
                 rx_queues: 1,
-                tx_queues: nworkers as u16,
+                tx_queues: id16(nworkers),
                 ..Default::default()
             };
             port.configure(&dcfg, &[&domains[usize::from(d)].pool])?;
@@ -481,7 +494,7 @@ fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreErro
         let sh = Arc::clone(shared);
         let t = Arc::clone(&tables);
         let cpu = shared.config.workers[w].cpu;
-        let rx: Vec<u16> = (0..shared.ports.len() as u16)
+        let rx: Vec<u16> = (0..id16(shared.ports.len()))
             .filter(|p| usize::from(*p) % nworkers == w)
             .collect();
         let drain = opts.drain;
@@ -509,7 +522,7 @@ fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreErro
             }
         })
     };
-    let rx0: Vec<u16> = (0..shared.ports.len() as u16)
+    let rx0: Vec<u16> = (0..id16(shared.ports.len()))
         .filter(|p| usize::from(*p) % nworkers == 0)
         .collect();
     let mut total = Worker::new(0, Arc::clone(shared), tables, rx0).run(&shared.stop, opts.drain);

@@ -198,13 +198,29 @@ impl Tables {
             .collect();
         self.chains.extend(new_chains);
         self.version += 1;
-        self.needs_hash = self.chains.iter().map(|c| c.services.iter().any(|&s| self.services[usize::from(s)].instances.len() > 1)).collect();
+        self.needs_hash = self
+            .chains
+            .iter()
+            .map(|c| {
+                c.services
+                    .iter()
+                    .any(|&s| self.services[usize::from(s)].instances.len() > 1)
+            })
+            .collect();
         for (p, fast) in self.port_fast.iter_mut().enumerate() {
-            let first = self.rules.iter().find(|(r, _)| r.in_port.is_none_or(|ip| usize::from(ip) == p));
+            let first = self
+                .rules
+                .iter()
+                .find(|(r, _)| r.in_port.is_none_or(|ip| usize::from(ip) == p));
             *fast = first.and_then(|(r, c)| {
-                let only_port = r.ethertype.is_none() && r.src.is_none() && r.dst.is_none() && r.proto.is_none() && r.dst_port.is_none();
+                let only_port = r.ethertype.is_none()
+                    && r.src.is_none()
+                    && r.dst.is_none()
+                    && r.proto.is_none()
+                    && r.dst_port.is_none();
                 // Least-loaded placement pins flows in the flow cache: it needs the slow path.
-                let pins = self.chains[usize::from(*c)].balance == Balance::LeastLoaded && self.needs_hash[usize::from(*c)];
+                let pins = self.chains[usize::from(*c)].balance == Balance::LeastLoaded
+                    && self.needs_hash[usize::from(*c)];
                 (only_port && !pins).then_some(*c)
             });
         }

@@ -24,6 +24,7 @@ use crate::{nf_state, Shared};
 pub const BURST: usize = 32;
 const FLOW_SETS: usize = 2048;
 const FLOW_WAYS: usize = 4;
+const FLOW_WAYS_U8: u8 = 4;
 const PINS: usize = 4;
 
 /// Commands from the control side, applied between bursts.
@@ -138,7 +139,7 @@ impl Worker {
         let sh = Arc::clone(&self.shared);
         for i in 0..sh.nfs.len() {
             if sh.nfs[i].state.load(Ordering::Acquire) == nf_state::ATTACHED {
-                self.st.open_nf(&sh, i as u16);
+                self.st.open_nf(&sh, crate::id16(i));
             }
         }
         while !stop.load(Ordering::Relaxed) {
@@ -179,7 +180,7 @@ impl Worker {
         st.flush_staged(sh);
         for nf in 0..st.nfs.len() {
             if st.nfs[nf].tx.is_some() {
-                st.drain_nf(sh, t, nf as u16);
+                st.drain_nf(sh, t, crate::id16(nf));
             }
         }
         st.flush_staged(sh);
@@ -223,7 +224,7 @@ impl State {
         };
         let link = &mut self.nfs[usize::from(nf)];
         if link.rx.is_none() {
-            if let Some(r) = slot.rx_ring(self.id as u32) {
+            if let Some(r) = slot.rx_ring(crate::id32(self.id)) {
                 link.rx = dom.region.producer(r).ok();
             }
         }
@@ -284,7 +285,9 @@ impl State {
         self.c.port_rx[p] += n as u64;
         self.c.port_rx_bytes[p] += bytes;
         self.c.chain_pkts[usize::from(chain)] += n as u64;
-        let Some(ch) = t.chains.get(usize::from(chain)) else { return };
+        let Some(ch) = t.chains.get(usize::from(chain)) else {
+            return;
+        };
         let dom = sh.ports[p].domain;
         let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
         if ch.services.is_empty() {
@@ -296,7 +299,11 @@ impl State {
                     let queue = sh.ports[usize::from(e)].txq_of_worker(self.id);
                     // SAFETY: rx_buf[..n] are owned valid mbufs; the driver takes the first
                     // `sent`; this worker is the only user of its TX queue on that port.
-                    let sent = unsafe { sh.ports[usize::from(e)].port.tx_burst_raw(queue, &mut self.rx_buf[..n]) };
+                    let sent = unsafe {
+                        sh.ports[usize::from(e)]
+                            .port
+                            .tx_burst_raw(queue, &mut self.rx_buf[..n])
+                    };
                     let e = usize::from(e);
                     self.c.port_tx[e] += sent as u64;
                     if sent == n {
@@ -321,7 +328,11 @@ impl State {
             }
             return;
         }
-        let hash_needed = t.needs_hash.get(usize::from(chain)).copied().unwrap_or(true);
+        let hash_needed = t
+            .needs_hash
+            .get(usize::from(chain))
+            .copied()
+            .unwrap_or(true);
         for i in 0..n {
             let m = self.rx_buf[i];
             let hash = if hash_needed { packet_hash(m) } else { 0 };
@@ -379,12 +390,20 @@ impl State {
                         match ch {
                             Some(ch) => {
                                 // An empty way, else the set's next victim in turn.
-                                let i = (set..set + FLOW_WAYS).find(|&i| !self.flows[i].valid).unwrap_or_else(|| {
-                                    let v = &mut self.victim[set / FLOW_WAYS];
-                                    *v = (*v + 1) % FLOW_WAYS as u8;
-                                    set + usize::from(*v)
-                                });
-                                self.flows[i] = FlowEntry { valid: true, in_port, key: k, chain: ch, pins: [u8::MAX; PINS] };
+                                let i = (set..set + FLOW_WAYS)
+                                    .find(|&i| !self.flows[i].valid)
+                                    .unwrap_or_else(|| {
+                                        let v = &mut self.victim[set / FLOW_WAYS];
+                                        *v = (*v + 1) % FLOW_WAYS_U8;
+                                        set + usize::from(*v)
+                                    });
+                                self.flows[i] = FlowEntry {
+                                    valid: true,
+                                    in_port,
+                                    key: k,
+                                    chain: ch,
+                                    pins: [u8::MAX; PINS],
+                                };
                                 (Some(ch), Some(i))
                             }
                             None => (None, None),
@@ -473,7 +492,7 @@ impl State {
                         .as_ref()
                         .and_then(|p| p.len().ok())
                         .unwrap_or(u32::MAX)
-                        .saturating_add(link.nstaged as u32);
+                        .saturating_add(crate::id32(link.nstaged));
                     if best.is_none_or(|(_, b)| used < b) {
                         best = Some((i, used));
                     }
@@ -536,7 +555,8 @@ impl State {
             m = n;
             d = dst;
         }
-        let Some(idx) = d.buf_index(m) else {
+        // SAFETY: m is a valid mbuf owned here.
+        let Some(idx) = (unsafe { d.buf_index(m) }) else {
             self.free(m, DropReason::Rejected);
             return;
         };
@@ -568,7 +588,7 @@ impl State {
     fn flush_staged(&mut self, sh: &Shared) {
         for nf in 0..self.nfs.len() {
             if self.nfs[nf].nstaged > 0 {
-                self.flush_nf(sh, nf as u16);
+                self.flush_nf(sh, crate::id16(nf));
             }
             let link = &mut self.nfs[nf];
             if link.wake {
@@ -780,7 +800,7 @@ impl State {
 
     fn flush_all_tx(&mut self, sh: &Shared, _t: &Tables) {
         for p in 0..self.txq.len() {
-            self.flush_tx(sh, p as u16);
+            self.flush_tx(sh, crate::id16(p));
         }
     }
 
@@ -815,8 +835,15 @@ impl State {
 #[inline]
 fn packet_hash(m: *mut rte_mbuf) -> u32 {
     // SAFETY: m is a valid single-segment mbuf owned by the caller; its data lies in its buffer.
-    let data = unsafe { std::slice::from_raw_parts((*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)), usize::from((*m).data_len)) };
-    FlowKey::from_ethernet(data).as_ref().map_or(0, symmetric_hash)
+    let data = unsafe {
+        std::slice::from_raw_parts(
+            (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
+            usize::from((*m).data_len),
+        )
+    };
+    FlowKey::from_ethernet(data)
+        .as_ref()
+        .map_or(0, symmetric_hash)
 }
 
 /// First matching chain (rules in order).

@@ -141,8 +141,8 @@ impl AclRule {
         let Some(l4) = ip.l4 else {
             return false;
         };
-        self.sport.map_or(true, |r| r.contains(l4.src_port))
-            && self.dport.map_or(true, |r| r.contains(l4.dst_port))
+        self.sport.is_none_or(|r| r.contains(l4.src_port))
+            && self.dport.is_none_or(|r| r.contains(l4.dst_port))
     }
 }
 
@@ -688,7 +688,7 @@ default allow
         for (i, r) in rules.iter().enumerate() {
             if in_prefix(&r.src, p.src)
                 && in_prefix(&r.dst, p.dst)
-                && r.proto.map_or(true, |x| x == p.proto)
+                && r.proto.is_none_or(|x| x == p.proto)
                 && in_range(&r.sport, p.l4.map(|l| l.src_port))
                 && in_range(&r.dport, p.l4.map(|l| l.dst_port))
             {

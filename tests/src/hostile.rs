@@ -14,12 +14,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use netvm_shm::{Descriptor, Region, SlotState, Verdict, verdict_code};
+use netvm_shm::{verdict_code, Descriptor, Region, SlotState, Verdict};
 
 /// Runs the hostile NF until `stop`. Returns the number of packets received.
 pub fn run(region: &Path, name: &str, stop: &AtomicBool) -> Result<u64, String> {
     let r = Region::attach_file(region).map_err(|e| format!("attach {}: {e}", region.display()))?;
-    let s = r.find_slot(name).ok_or_else(|| format!("no slot named {name}"))?;
+    let s = r
+        .find_slot(name)
+        .ok_or_else(|| format!("no slot named {name}"))?;
     let slot = r.slot(s).map_err(|e| e.to_string())?;
     let end = Instant::now() + Duration::from_secs(30);
     while slot.state() != Some(SlotState::Reserved) {
@@ -32,7 +34,8 @@ pub fn run(region: &Path, name: &str, stop: &AtomicBool) -> Result<u64, String> 
     let rx_id = slot.rx_ring(0).ok_or("no rx ring")?;
     let mut rx = r.consumer(rx_id).map_err(|e| e.to_string())?;
     let mut tx = r.producer(slot.tx_ring()).map_err(|e| e.to_string())?;
-    slot.attach(r.generation(), std::process::id()).map_err(|e| e.to_string())?;
+    slot.attach(r.generation(), std::process::id())
+        .map_err(|e| e.to_string())?;
     let mut buf = [Descriptor::default(); 32];
     let mut out = Vec::with_capacity(128);
     let mut i: u64 = 0;
@@ -47,7 +50,11 @@ pub fn run(region: &Path, name: &str, stop: &AtomicBool) -> Result<u64, String> 
             continue;
         }
         for d in &buf[..n] {
-            out.push(Descriptor { buf_idx: geom.buf_count() + 7 + (i as u32 % 100), verdict: verdict_code::NEXT, ..*d });
+            out.push(Descriptor {
+                buf_idx: geom.buf_count() + 7 + u32::try_from(i % 100).unwrap_or(0),
+                verdict: verdict_code::NEXT,
+                ..*d
+            });
             let mut d = *d;
             match i % 4 {
                 0 => {
@@ -74,7 +81,9 @@ pub fn run(region: &Path, name: &str, stop: &AtomicBool) -> Result<u64, String> 
         }
         let mut sent = 0;
         while sent < out.len() {
-            sent += tx.enqueue_burst(&out[sent..]).map_err(|e| format!("tx ring: {e}"))?;
+            sent += tx
+                .enqueue_burst(&out[sent..])
+                .map_err(|e| format!("tx ring: {e}"))?;
             tx.wake_if_sleeping();
             if stop.load(Ordering::Relaxed) {
                 break;

@@ -22,13 +22,20 @@ pub mod traffic;
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test-binary>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary; panics with the fix if it is not built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} is not built: run `cargo build --workspace` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
@@ -40,7 +47,11 @@ pub struct Scratch(pub PathBuf);
 impl Scratch {
     /// A new, empty directory under /tmp.
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("netvm-test-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "netvm-test-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("scratch dir");
         Self(p)
@@ -70,7 +81,13 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `bin args…`, stdout+stderr to `log`.
-    pub fn spawn(name: &str, bin: &Path, args: &[String], log: PathBuf, env: &[(&str, String)]) -> Self {
+    pub fn spawn(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        log: PathBuf,
+        env: &[(&str, String)],
+    ) -> Self {
         let f = std::fs::File::create(&log).expect("log file");
         let f2 = f.try_clone().expect("log file");
         let mut cmd = Command::new(bin);
@@ -78,8 +95,14 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
-        Self { name: name.into(), child: Some(child), log }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+        Self {
+            name: name.into(),
+            child: Some(child),
+            log,
+        }
     }
 
     /// PID.
@@ -115,7 +138,9 @@ impl Proc {
 
     /// Whether it still runs.
     pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// The log so far.
@@ -160,7 +185,9 @@ impl Core {
     /// Starts the core on `config` (its `run_dir` and `region_dir` are set here unless given),
     /// waits for the control socket and returns. `extra` are netvm-core arguments.
     pub fn start(mut config: Value, dir: Scratch, extra: &[&str]) -> Self {
-        let serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if config.get("run_dir").is_none() {
             config["run_dir"] = Value::from(dir.path("run").display().to_string());
         }
@@ -168,28 +195,61 @@ impl Core {
             config["region_dir"] = Value::from(region_dir().display().to_string());
         }
         let cfg = dir.path("config.json");
-        std::fs::write(&cfg, serde_json::to_string_pretty(&config).expect("json")).expect("write config");
-        let mut args = vec![cfg.display().to_string(), "--summary".into(), dir.path("summary.json").display().to_string()];
+        std::fs::write(&cfg, serde_json::to_string_pretty(&config).expect("json"))
+            .expect("write config");
+        let mut args = vec![
+            cfg.display().to_string(),
+            "--summary".into(),
+            dir.path("summary.json").display().to_string(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let core = Proc::spawn("netvm-core", &bin("netvm-core"), &args, dir.path("core.log"), &[]);
+        let core = Proc::spawn(
+            "netvm-core",
+            &bin("netvm-core"),
+            &args,
+            dir.path("core.log"),
+            &[],
+        );
         let socket = dir.path("run").join("control.sock");
-        let mut c = Self { nfs: Vec::new(), core, socket, regions: Vec::new(), dir, _serial: serial };
+        let mut c = Self {
+            nfs: Vec::new(),
+            core,
+            socket,
+            regions: Vec::new(),
+            dir,
+            _serial: serial,
+        };
         let end = Instant::now() + Duration::from_secs(30);
         while !c.socket.exists() {
-            assert!(c.core.running(), "netvm-core exited early:\n{}", c.core.log_text());
-            assert!(Instant::now() < end, "no control socket after 30 s:\n{}", c.core.log_text());
+            assert!(
+                c.core.running(),
+                "netvm-core exited early:\n{}",
+                c.core.log_text()
+            );
+            assert!(
+                Instant::now() < end,
+                "no control socket after 30 s:\n{}",
+                c.core.log_text()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         let st = c.ctl(&serde_json::json!({"cmd": "status"}));
         for r in st["regions"].as_array().cloned().unwrap_or_default() {
-            c.regions.push((r["domain"].as_str().unwrap_or("").into(), PathBuf::from(r["path"].as_str().unwrap_or(""))));
+            c.regions.push((
+                r["domain"].as_str().unwrap_or("").into(),
+                PathBuf::from(r["path"].as_str().unwrap_or("")),
+            ));
         }
         c
     }
 
     /// Region file of a domain.
     pub fn region(&self, domain: &str) -> PathBuf {
-        self.regions.iter().find(|(d, _)| d == domain).map(|(_, p)| p.clone()).unwrap_or_else(|| panic!("no region for domain {domain}"))
+        self.regions
+            .iter()
+            .find(|(d, _)| d == domain)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no region for domain {domain}"))
     }
 
     /// One control request.
@@ -199,11 +259,22 @@ impl Core {
         let mut s = loop {
             match UnixStream::connect(&self.socket) {
                 Ok(s) => break s,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => panic!("connect {}: {e}\n{}\n{}", self.socket.display(), self.core.log_text(), self.nf_logs()),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && Instant::now() < end =>
+                {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!(
+                    "connect {}: {e}\n{}\n{}",
+                    self.socket.display(),
+                    self.core.log_text(),
+                    self.nf_logs()
+                ),
             }
         };
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         writeln!(s, "{req}").expect("send");
         let mut line = String::new();
         BufReader::new(s).read_line(&mut line).expect("answer");
@@ -213,7 +284,12 @@ impl Core {
     /// Starts an NF binary attached as `nf` to `domain`'s region.
     pub fn spawn_nf(&mut self, bin_name: &str, nf: &str, domain: &str, args: &[String]) {
         let region = self.region(domain);
-        let mut a = vec!["--region".to_string(), region.display().to_string(), "--nf".into(), nf.into()];
+        let mut a = vec![
+            "--region".to_string(),
+            region.display().to_string(),
+            "--nf".into(),
+            nf.into(),
+        ];
         a.extend(args.iter().cloned());
         let log = self.dir.path(&format!("{nf}.log"));
         self.nfs.push(Proc::spawn(nf, &bin(bin_name), &a, log, &[]));
@@ -223,35 +299,59 @@ impl Core {
     pub fn wait_stats(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let end = Instant::now() + timeout;
         loop {
-            assert!(self.core.running(), "netvm-core exited:\n{}", self.core.log_text());
+            assert!(
+                self.core.running(),
+                "netvm-core exited:\n{}",
+                self.core.log_text()
+            );
             let v = self.ctl(&serde_json::json!({"cmd": "stats"}));
             if v["ok"] == true {
                 let st = &v["stats"];
-                assert_eq!(st["accounting_ok"], true, "accounting broken in a live snapshot: {st:#}");
+                assert_eq!(
+                    st["accounting_ok"], true,
+                    "accounting broken in a live snapshot: {st:#}"
+                );
                 if pred(st) {
                     return st.clone();
                 }
             }
-            assert!(Instant::now() < end, "condition not met in {timeout:?}; last stats: {v:#}\ncore log:\n{}\n{}", self.core.log_text(), self.nf_logs());
+            assert!(
+                Instant::now() < end,
+                "condition not met in {timeout:?}; last stats: {v:#}\ncore log:\n{}\n{}",
+                self.core.log_text(),
+                self.nf_logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// All NF logs, for failure messages.
     pub fn nf_logs(&self) -> String {
-        self.nfs.iter().map(|p| format!("--- {}:\n{}", p.name, p.log_text())).collect()
+        self.nfs
+            .iter()
+            .map(|p| format!("--- {}:\n{}", p.name, p.log_text()))
+            .collect()
     }
 
     /// Waits until the core reports traffic running (all NFs attached, ports started).
     pub fn wait_running(&mut self) {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
-            assert!(self.core.running(), "netvm-core exited:\n{}\n{}", self.core.log_text(), self.nf_logs());
+            assert!(
+                self.core.running(),
+                "netvm-core exited:\n{}\n{}",
+                self.core.log_text(),
+                self.nf_logs()
+            );
             let v = self.ctl(&serde_json::json!({"cmd": "status"}));
             if v["running"] == true {
                 return;
             }
-            assert!(Instant::now() < end, "core not running after 30 s: {v:#}\n{}", self.nf_logs());
+            assert!(
+                Instant::now() < end,
+                "core not running after 30 s: {v:#}\n{}",
+                self.nf_logs()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -262,9 +362,14 @@ impl Core {
         let _ = self.ctl(&serde_json::json!({"cmd": "shutdown"}));
         let code = self.core.wait_timeout(Duration::from_secs(30));
         let log = self.core.log_text();
-        let summary = std::fs::read_to_string(self.dir.path("summary.json")).unwrap_or_else(|e| panic!("no summary ({e}); core exit {code:?}:\n{log}"));
+        let summary = std::fs::read_to_string(self.dir.path("summary.json"))
+            .unwrap_or_else(|e| panic!("no summary ({e}); core exit {code:?}:\n{log}"));
         let v: Value = serde_json::from_str(&summary).expect("summary json");
-        assert_eq!(code, Some(0), "netvm-core exit code {code:?}:\n{log}\nsummary: {v:#}");
+        assert_eq!(
+            code,
+            Some(0),
+            "netvm-core exit code {code:?}:\n{log}\nsummary: {v:#}"
+        );
         for mut n in self.nfs.drain(..) {
             n.signal(libc::SIGTERM);
             n.wait_timeout(Duration::from_secs(5));
@@ -279,7 +384,11 @@ impl Drop for Core {
         if self.core.child.is_some() {
             self.core.signal(libc::SIGTERM);
             if self.core.wait_timeout(Duration::from_secs(10)).is_none() {
-                drop(Proc { name: String::new(), child: self.core.child.take(), log: PathBuf::new() });
+                drop(Proc {
+                    name: String::new(),
+                    child: self.core.child.take(),
+                    log: PathBuf::new(),
+                });
             }
         }
         for (_, p) in &self.regions {
@@ -291,7 +400,10 @@ impl Drop for Core {
 /// Where tests put region files: hugetlbfs when mounted, else /dev/shm (said once).
 pub fn region_dir() -> PathBuf {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some("/dev/hugepages") && l.contains("hugetlbfs")) {
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/hugepages") && l.contains("hugetlbfs"))
+    {
         PathBuf::from("/dev/hugepages")
     } else {
         println!("NOTE: /dev/hugepages is not hugetlbfs here; regions go to /dev/shm");
@@ -302,7 +414,11 @@ pub fn region_dir() -> PathBuf {
 /// EAL section for test configs: hugepages when usable, else `--no-huge` (said in the output).
 pub fn eal_section() -> Value {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let free = meminfo.lines().find_map(|l| l.strip_prefix("HugePages_Free:")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    let free = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
     if free >= 64 && region_dir() == Path::new("/dev/hugepages") {
         serde_json::json!({})
     } else {
@@ -313,7 +429,9 @@ pub fn eal_section() -> Value {
 
 /// CPU for the core's worker: the last CPU (NFs and the test share the others).
 pub fn worker_cpu() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from).saturating_sub(1)
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .saturating_sub(1)
 }
 
 /// What [`run_fw_l3`] returns.
@@ -361,12 +479,28 @@ pub fn run_fw_l3(tag: &str, fw_domain: &str, l3_domain: &str) -> ChainRun {
         "chains": [{"name": "web", "match": {"in_port": "in"}, "services": ["firewall", "l3fwd"], "egress": "out"}]
     });
     let mut core = Core::start(cfg, dir, &[]);
-    core.spawn_nf("firewall", "fw1", fw_domain, &["--rules".into(), rules.display().to_string()]);
-    core.spawn_nf("l3fwd", "l3", l3_domain, &["--routes".into(), routes.display().to_string()]);
+    core.spawn_nf(
+        "firewall",
+        "fw1",
+        fw_domain,
+        &["--rules".into(), rules.display().to_string()],
+    );
+    core.spawn_nf(
+        "l3fwd",
+        "l3",
+        l3_domain,
+        &["--routes".into(), routes.display().to_string()],
+    );
     core.wait_running();
     let n_in = load.frames.len() as u64;
-    core.wait_stats(Duration::from_secs(60), |s| s["received"].as_u64() == Some(n_in) && s["in_flight"] == 0);
+    core.wait_stats(Duration::from_secs(60), |s| {
+        s["received"].as_u64() == Some(n_in) && s["in_flight"] == 0
+    });
     let report = core.shutdown();
     let output = traffic::read_pcap(&output);
-    ChainRun { report, load, output }
+    ChainRun {
+        report,
+        load,
+        output,
+    }
 }

@@ -5,13 +5,14 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use netvm_wire::{MacAddr, MixedFlows, PcapReader, PcapWriter, generate_mixed_flows};
+use netvm_wire::{generate_mixed_flows, MacAddr, MixedFlows, PcapReader, PcapWriter};
 
 /// Writes frames to a pcap file.
 pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = PcapWriter::create(path).expect("create pcap");
     for (i, f) in frames.iter().enumerate() {
-        w.write_packet(Duration::from_micros(i as u64), f).expect("write pcap record");
+        w.write_packet(Duration::from_micros(i as u64), f)
+            .expect("write pcap record");
     }
     w.finish().expect("finish pcap");
 }
@@ -20,7 +21,10 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let mut r = PcapReader::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut out = Vec::new();
-    while let Some(p) = r.next_packet().unwrap_or_else(|e| panic!("read {}: {e}", path.display())) {
+    while let Some(p) = r
+        .next_packet()
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    {
         out.push(p.data.to_vec());
     }
     out
@@ -39,7 +43,7 @@ pub fn ipv4_header_checksum(h: &[u8]) -> u16 {
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
-    !(s as u16)
+    !u16::try_from(s).unwrap_or(0)
 }
 
 /// A mixed test load: IPv4 UDP/TCP flows to 10.1.0.1+f (TTL 64), plus flows with TTL 1 and a
@@ -97,7 +101,10 @@ impl Load {
     /// l3fwd routes: 10.1.0.0/16 to port `out` with the next-hop MAC.
     pub fn routes(out_port: u16) -> String {
         let m = NEXT_HOP_MAC;
-        format!("10.1.0.0/16 {out_port} dst-mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\n", m[0], m[1], m[2], m[3], m[4], m[5])
+        format!(
+            "10.1.0.0/16 {out_port} dst-mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\n",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 
     /// Whether the test's model says the firewall denies this frame.
@@ -108,8 +115,11 @@ impl Load {
         let ihl = usize::from(f[14] & 0x0f) * 4;
         let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
         let proto = f[23];
-        let dport = f.get(14 + ihl + 2..14 + ihl + 4).map(|b| u16::from_be_bytes([b[0], b[1]]));
-        (u32::from(dst) & 0xffff_fff8) == u32::from(Ipv4Addr::new(10, 1, 0, 0)) || (proto == 17 && dport == Some(53))
+        let dport = f
+            .get(14 + ihl + 2..14 + ihl + 4)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]));
+        (u32::from(dst) & 0xffff_fff8) == u32::from(Ipv4Addr::new(10, 1, 0, 0))
+            || (proto == 17 && dport == Some(53))
     }
 
     /// What must come out of firewall → l3fwd for this input, in order: allowed IPv4 frames

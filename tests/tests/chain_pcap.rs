@@ -6,7 +6,7 @@
 //! per crossing.
 
 use netvm_tests::run_fw_l3;
-use netvm_tests::traffic::{Load, ipv4_header_checksum};
+use netvm_tests::traffic::{ipv4_header_checksum, Load};
 
 fn check_output(run: &netvm_tests::ChainRun) {
     let report = &run.report;
@@ -21,19 +21,41 @@ fn check_output(run: &netvm_tests::ChainRun) {
     let fw = nfs.iter().find(|n| n["name"] == "fw1").unwrap();
     let l3 = nfs.iter().find(|n| n["name"] == "l3").unwrap();
     assert_eq!(fw["delivered"].as_u64(), Some(n_in));
-    assert_eq!(fw["verdicts"][3].as_u64(), Some(denied), "firewall drops {fw:#}");
+    assert_eq!(
+        fw["verdicts"][3].as_u64(),
+        Some(denied),
+        "firewall drops {fw:#}"
+    );
     assert_eq!(l3["delivered"].as_u64(), Some(n_in - denied));
-    assert_eq!(l3["verdicts"][2].as_u64(), Some(expected.len() as u64), "l3fwd OUT verdicts {l3:#}");
-    assert_eq!(report["drops"]["nf_verdict_drop"].as_u64(), Some(n_in - expected.len() as u64), "{report:#}");
+    assert_eq!(
+        l3["verdicts"][2].as_u64(),
+        Some(expected.len() as u64),
+        "l3fwd OUT verdicts {l3:#}"
+    );
+    assert_eq!(
+        report["drops"]["nf_verdict_drop"].as_u64(),
+        Some(n_in - expected.len() as u64),
+        "{report:#}"
+    );
     let got = &run.output;
     assert_eq!(got.len(), expected.len(), "output packet count");
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(g, e, "packet {i} differs");
         let ihl = usize::from(g[14] & 0x0f) * 4;
-        assert_eq!(u16::from_be_bytes([g[24], g[25]]), ipv4_header_checksum(&g[14..14 + ihl]), "packet {i} checksum");
-        let payload = netvm_wire::Ipv4Packet::new_checked(&g[14..]).expect("ipv4").payload().to_vec();
+        assert_eq!(
+            u16::from_be_bytes([g[24], g[25]]),
+            ipv4_header_checksum(&g[14..14 + ihl]),
+            "packet {i} checksum"
+        );
+        let payload = netvm_wire::Ipv4Packet::new_checked(&g[14..])
+            .expect("ipv4")
+            .payload()
+            .to_vec();
         let l4 = if g[23] == 17 { 8 } else { 20 };
-        assert!(netvm_wire::decode_payload(&payload[l4..]).is_some(), "packet {i} payload intact");
+        assert!(
+            netvm_wire::decode_payload(&payload[l4..]).is_some(),
+            "packet {i} payload intact"
+        );
     }
 }
 
@@ -55,15 +77,26 @@ fn firewall_then_l3fwd_exact_output() {
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stdout);
             let lines: Vec<&str> = text.lines().collect();
-            assert_eq!(lines.len(), run.output.len(), "tshark: {}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(
+                lines.len(),
+                run.output.len(),
+                "tshark: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             for l in lines {
                 let mut f = l.split('\t');
                 // ip.checksum.status: 0 bad, 1 good, 2 unverified.
-                assert_eq!(f.next(), Some("1"), "tshark: checksum status not good in {l:?}");
+                assert_eq!(
+                    f.next(),
+                    Some("1"),
+                    "tshark: checksum status not good in {l:?}"
+                );
                 assert_eq!(f.next(), Some("63"), "tshark: TTL not decremented in {l:?}");
             }
         }
-        Err(e) => println!("NOTE: tshark not runnable ({e}); only our own parser checked the output"),
+        Err(e) => {
+            println!("NOTE: tshark not runnable ({e}); only our own parser checked the output")
+        }
     }
 }
 
@@ -75,9 +108,19 @@ fn crossing_domains_copies_once_per_crossing() {
     check_output(&run);
     let n_in = run.load.frames.len() as u64;
     let denied = run.load.frames.iter().filter(|f| Load::denied(f)).count() as u64;
-    assert_eq!(run.report["domain_copies"].as_u64(), Some(n_in + (n_in - denied)), "{:#}", run.report);
+    assert_eq!(
+        run.report["domain_copies"].as_u64(),
+        Some(n_in + (n_in - denied)),
+        "{:#}",
+        run.report
+    );
     // Only the firewall's domain differs from the ports': one crossing each way.
     let run = run_fw_l3("cross1", "edge", "dmz");
     check_output(&run);
-    assert_eq!(run.report["domain_copies"].as_u64(), Some(n_in - denied), "{:#}", run.report);
+    assert_eq!(
+        run.report["domain_copies"].as_u64(),
+        Some(n_in - denied),
+        "{:#}",
+        run.report
+    );
 }

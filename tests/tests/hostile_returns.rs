@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use netvm_tests::traffic::{Load, write_pcap};
-use netvm_tests::{Core, Scratch, eal_section, worker_cpu};
+use netvm_tests::traffic::{write_pcap, Load};
+use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
 use serde_json::json;
 
 #[test]
@@ -13,7 +13,12 @@ fn hostile_nf_rejected_and_counted_others_unaffected() {
     let dir = Scratch::new("hostile");
     let load = Load::new(24, 12);
     let bad_load = Load::new(16, 25); // 400 IPv4 frames + 7 extra into the hostile chain
-    let (input, input2, output, output2) = (dir.path("in.pcap"), dir.path("in2.pcap"), dir.path("out.pcap"), dir.path("out2.pcap"));
+    let (input, input2, output, output2) = (
+        dir.path("in.pcap"),
+        dir.path("in2.pcap"),
+        dir.path("out.pcap"),
+        dir.path("out2.pcap"),
+    );
     write_pcap(&input, &load.frames);
     write_pcap(&input2, &bad_load.frames);
     std::fs::write(dir.path("fw.rules"), Load::rules()).unwrap();
@@ -47,7 +52,9 @@ fn hostile_nf_rejected_and_counted_others_unaffected() {
     core.spawn_nf("hostile-nf", "evil", "trusted", &[]);
     core.wait_running();
     let n = (load.frames.len() + bad_load.frames.len()) as u64;
-    core.wait_stats(Duration::from_secs(60), |s| s["received"].as_u64() == Some(n) && s["in_flight"] == 0);
+    core.wait_stats(Duration::from_secs(60), |s| {
+        s["received"].as_u64() == Some(n) && s["in_flight"] == 0
+    });
     let report = core.shutdown();
     assert_eq!(report["accounting_ok"], true, "{report:#}");
     assert_eq!(report["pools_full"], true, "{report:#}");
@@ -55,7 +62,13 @@ fn hostile_nf_rejected_and_counted_others_unaffected() {
     // The hostile NF: exact rejects by reason.
     let m = bad_load.frames.len() as u64;
     let per = |k: u64| (0..m).filter(|i| i % 4 == k).count() as u64;
-    let evil = report["nfs"].as_array().unwrap().iter().find(|n| n["name"] == "evil").unwrap().clone();
+    let evil = report["nfs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "evil")
+        .unwrap()
+        .clone();
     assert_eq!(evil["delivered"].as_u64(), Some(m), "{evil:#}");
     assert_eq!(evil["returned"].as_u64(), Some(m), "{evil:#}");
     let rej = &evil["rejects"];
@@ -64,11 +77,23 @@ fn hostile_nf_rejected_and_counted_others_unaffected() {
     assert_eq!(rej["unknown_verdict"].as_u64(), Some(per(1)), "{evil:#}");
     assert_eq!(rej["port_not_allowed"].as_u64(), Some(per(2)), "{evil:#}");
     assert_eq!(rej["not_owner"].as_u64(), Some(per(3)), "{evil:#}");
-    assert_eq!(report["drops"]["rejected"].as_u64(), Some(per(0) + per(1) + per(2)), "{report:#}");
+    assert_eq!(
+        report["drops"]["rejected"].as_u64(),
+        Some(per(0) + per(1) + per(2)),
+        "{report:#}"
+    );
     let out2 = netvm_tests::traffic::read_pcap(&output2);
-    assert_eq!(out2.len() as u64, per(3), "only correctly returned packets leave");
+    assert_eq!(
+        out2.len() as u64,
+        per(3),
+        "only correctly returned packets leave"
+    );
 
     // The other chain: exactly the model's output.
     let got = netvm_tests::traffic::read_pcap(&output);
-    assert_eq!(got, load.expected(), "the firewall -> l3fwd chain was disturbed");
+    assert_eq!(
+        got,
+        load.expected(),
+        "the firewall -> l3fwd chain was disturbed"
+    );
 }

@@ -5,17 +5,25 @@
 use std::time::{Duration, Instant};
 
 use netvm_tests::traffic::{read_pcap, write_pcap};
-use netvm_tests::{Core, Scratch, eal_section, worker_cpu};
-use netvm_wire::{MixedFlows, generate_mixed_flows};
+use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
+use netvm_wire::{generate_mixed_flows, MixedFlows};
 use serde_json::json;
 
 #[test]
 fn chain_change_and_detach_keep_other_chains_whole() {
     let dir = Scratch::new("rt");
-    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows { flows: 50, packets_per_flow: 10, ..Default::default() }).into_iter().map(|p| p.frame).collect();
+    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows {
+        flows: 50,
+        packets_per_flow: 10,
+        ..Default::default()
+    })
+    .into_iter()
+    .map(|p| p.frame)
+    .collect();
     let (input, output) = (dir.path("in.pcap"), dir.path("out.pcap"));
     write_pcap(&input, &frames);
-    let chain_a = json!({"name": "a", "match": {"in_port": "in"}, "services": ["fwd"], "egress": "out"});
+    let chain_a =
+        json!({"name": "a", "match": {"in_port": "in"}, "services": ["fwd"], "egress": "out"});
     let cfg = json!({
         "name": "rt",
         "workers": [{"cpu": worker_cpu()}],
@@ -34,10 +42,19 @@ fn chain_change_and_detach_keep_other_chains_whole() {
         "chains": [chain_a, {"name": "b", "match": {"in_port": "in2"}, "services": ["mon"], "egress": "out2"}]
     });
     let mut core = Core::start(cfg, dir, &[]);
-    core.spawn_nf("l2fwd", "fa", "d", &["--dst-mac".into(), "02:00:00:00:00:77".into()]);
+    core.spawn_nf(
+        "l2fwd",
+        "fa",
+        "d",
+        &["--dst-mac".into(), "02:00:00:00:00:77".into()],
+    );
     let end = Instant::now() + Duration::from_secs(30);
     while core.ctl(&json!({"cmd": "status"}))["nfs"][0]["state"] != "attached" {
-        assert!(Instant::now() < end, "fa never attached\n{}", core.nf_logs());
+        assert!(
+            Instant::now() < end,
+            "fa never attached\n{}",
+            core.nf_logs()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     core.nfs[0].signal(libc::SIGSTOP);
@@ -45,7 +62,9 @@ fn chain_change_and_detach_keep_other_chains_whole() {
     core.wait_running();
     // All of A's packets are in fa's ring; B flows through mb.
     let n = frames.len() as u64;
-    core.wait_stats(Duration::from_secs(30), |s| s["ports"][0]["rx"].as_u64() == Some(n) && s["nfs"][1]["delivered"].as_u64() > Some(1000));
+    core.wait_stats(Duration::from_secs(30), |s| {
+        s["ports"][0]["rx"].as_u64() == Some(n) && s["nfs"][1]["delivered"].as_u64() > Some(1000)
+    });
 
     // Replace chain B: now port to drop, no NF.
     let r = core.ctl(&json!({"cmd": "set_chains", "chains": [
@@ -56,16 +75,26 @@ fn chain_change_and_detach_keep_other_chains_whole() {
     // A bad change is refused with a reason and changes nothing.
     let r = core.ctl(&json!({"cmd": "set_chains", "chains": [{"name": "x", "services": ["nosuch"], "egress": "out"}]}));
     assert_eq!(r["ok"], false, "{r}");
-    assert!(r["error"].as_str().unwrap_or("").contains("chains[0].services[0]"), "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("chains[0].services[0]"),
+        "{r}"
+    );
     // Detach mb at run time.
     let r = core.ctl(&json!({"cmd": "detach", "nf": "mb"}));
     assert_eq!(r["ok"], true, "{r}");
-    let st = core.wait_stats(Duration::from_secs(30), |s| s["drops"]["chain_egress_drop"].as_u64() > Some(1000) && s["nfs"][1]["held"] == 0);
+    let st = core.wait_stats(Duration::from_secs(30), |s| {
+        s["drops"]["chain_egress_drop"].as_u64() > Some(1000) && s["nfs"][1]["held"] == 0
+    });
     assert_eq!(st["nfs"][1]["state"], "detached", "{st:#}");
 
     // Let fa run: every packet of A comes out, in order, nothing of A lost.
     core.nfs[0].signal(libc::SIGCONT);
-    core.wait_stats(Duration::from_secs(30), |s| s["ports"][1]["tx"].as_u64() == Some(n));
+    core.wait_stats(Duration::from_secs(30), |s| {
+        s["ports"][1]["tx"].as_u64() == Some(n)
+    });
     let report = core.shutdown();
     assert_eq!(report["accounting_ok"], true, "{report:#}");
     assert_eq!(report["pools_full"], true, "{report:#}");

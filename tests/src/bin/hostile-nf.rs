@@ -10,7 +10,12 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let get = |k: &str| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).cloned();
+    let get = |k: &str| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let (Some(region), Some(name)) = (get("--region"), get("--nf")) else {
         eprintln!("usage: hostile-nf --region PATH --nf NAME");
         std::process::exit(2);
