@@ -1,0 +1,213 @@
+//! The command line (clap derive) and dispatch to the library functions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::check::{self, Overrides};
+use crate::error::ManagerError;
+use crate::instance::{self, StatsOptions, Target};
+use crate::up::{self, UpOptions};
+
+/// netvm control plane: check, run and watch a netvm instance described by one JSON config.
+#[derive(Parser, Debug)]
+#[command(name = "netvm-manager", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate a config without starting anything: prints `ok`, or one line
+    /// `CONFIG: JSON-PATH: REASON` and exits with 2.
+    Check {
+        /// Config file (JSON).
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of the config (the shipped schema/netvm-config.schema.json).
+    Schema,
+    /// Run an instance in the foreground: hugepages, netvm-core, NF processes, live
+    /// progress, then teardown and a final summary (exit 0 when accounting holds and every
+    /// pool is full again, 3 when not, 1 on error, 2 on an invalid config).
+    Up(UpArgs),
+    /// Stop a running instance (from another shell).
+    Down {
+        /// Which instance.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Seconds to wait for its manager to finish its teardown.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Show an instance's parts and their state.
+    Status {
+        /// Which instance.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an instance's counters; with --watch a live table per interval: rates per port,
+    /// per NF, per chain, drops by reason, buffers held per NF (the saturation signal).
+    Stats {
+        /// Which instance.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Refresh every --interval seconds until Ctrl-C (or --count refreshes).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many refreshes.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Print the core's report as JSON (one line per refresh with --watch).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the demo traffic (mixed UDP/TCP flows, some of which the demo rules deny) to a
+    /// pcap file.
+    GenPcap {
+        /// Output pcap file.
+        out: PathBuf,
+        /// Number of flows.
+        #[arg(long, default_value_t = 32)]
+        flows: u32,
+        /// Packets per flow.
+        #[arg(long, default_value_t = 64)]
+        packets_per_flow: u32,
+    },
+}
+
+/// Arguments of `up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Config file (JSON).
+    pub config: PathBuf,
+    /// Stop after this many seconds of traffic.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// No live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Run under this name instead of the config's (a second copy of one config).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Use this run directory instead of the config's.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Seconds every NF may take to attach.
+    #[arg(long, default_value_t = 30.0)]
+    pub attach_timeout: f64,
+    /// Also write the final summary as JSON to this file.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// The netvm-core binary [default: next to netvm-manager, else on PATH].
+    #[arg(long)]
+    pub core: Option<PathBuf>,
+}
+
+/// Which instance.
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Its config file.
+    #[arg(conflicts_with = "run_dir")]
+    pub config: Option<PathBuf>,
+    /// Its name (run directory /run/netvm/NAME unless the config says otherwise).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Its run directory.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+}
+
+impl From<TargetArgs> for Target {
+    fn from(t: TargetArgs) -> Self {
+        Target {
+            config: t.config,
+            name: t.name,
+            run_dir: t.run_dir,
+        }
+    }
+}
+
+fn secs(arg: &'static str, s: f64) -> Result<Duration, ManagerError> {
+    Duration::try_from_secs_f64(s).map_err(|e| ManagerError::BadArg {
+        arg,
+        why: format!("{s}: {e}"),
+    })
+}
+
+/// Runs a command; returns the process exit code (0, or 3 when `up`'s accounting check
+/// failed). Errors carry their own code ([`ManagerError::exit_code`]).
+pub fn run(cli: Cli) -> Result<u8, ManagerError> {
+    match cli.command {
+        Command::Check { config } => {
+            check::load(&config, &Overrides::default())?;
+            println!("ok");
+            Ok(0)
+        }
+        Command::Schema => {
+            print!("{}", crate::schema::generate());
+            Ok(0)
+        }
+        Command::Up(a) => {
+            let opts = UpOptions {
+                duration: a.duration.map(|d| secs("duration", d)).transpose()?,
+                progress: !a.no_progress,
+                attach_timeout: secs("attach-timeout", a.attach_timeout)?,
+                summary: a.summary,
+                core: a.core,
+                overrides: Overrides {
+                    name: a.name,
+                    run_dir: a.run_dir,
+                },
+            };
+            let s = up::up(&a.config, &opts)?;
+            print!("{}", crate::report::render_summary(&s));
+            Ok(if s.ok { 0 } else { 3 })
+        }
+        Command::Down { target, timeout } => {
+            instance::down(&target.into(), secs("timeout", timeout)?)?;
+            Ok(0)
+        }
+        Command::Status { target, json } => {
+            print!("{}", instance::status(&target.into(), json)?);
+            Ok(0)
+        }
+        Command::Stats {
+            target,
+            watch,
+            interval,
+            count,
+            json,
+        } => {
+            let opts = StatsOptions {
+                watch,
+                interval: secs("interval", interval)?,
+                count,
+                json,
+            };
+            instance::stats(&target.into(), &opts, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        Command::GenPcap {
+            out,
+            flows,
+            packets_per_flow,
+        } => {
+            let n = crate::pcapgen::gen_pcap(&out, flows, packets_per_flow)?;
+            println!(
+                "{}: {n} packets ({flows} flows x {packets_per_flow})",
+                out.display()
+            );
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! # netvm-manager
+//!
+//! The control plane of netvm: reads one JSON config (the types and the core's validation live
+//! in `netvm_core::config`), checks it fully before anything starts, and runs an instance —
+//! hugepages, `netvm-core`, one pinned process per NF — until it is told to stop, then tears it
+//! down in order and prints a summary whose accounting says whether every packet is accounted
+//! for.
+//!
+//! * [`check`]: parsing with JSON paths in errors, the core's validation, the manager's own
+//!   checks (CPUs, programs, rule/route/pcap files, sizes).
+//! * [`schema`]: the config's JSON Schema, generated from the types.
+//! * [`up`]: the lifecycle of one instance; [`instance`]: `down`, `status`, `stats` from another
+//!   shell; [`state`]: the state file that makes that possible.
+//! * [`hugepages`]: what an instance needs and the reservation that is undone at teardown.
+//! * [`proc`]: child processes (own process group, parent-death signal, CPU pinning, logs).
+//! * [`control`]: the client side of the core's control socket.
+//! * [`report`]: the core's report, rates, live displays and the final summary.
+//! * [`pcapgen`]: the demo's traffic.
+//!
+//! What it is not: it does not forward packets (the core does) nor run VMs yet (`up` refuses
+//! `kind: "vm"` NFs, which `check` accepts). It only ever signals processes it started, by pid,
+//! checked against their start time.
+
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod cli;
+pub mod control;
+pub mod error;
+pub mod hugepages;
+pub mod instance;
+pub mod pcapgen;
+pub mod proc;
+pub mod programs;
+pub mod report;
+pub mod schema;
+pub mod signals;
+pub mod state;
+pub mod sys;
+pub mod up;
+
+pub use error::ManagerError;

@@ -1,0 +1,749 @@
+//! `up`: one instance's whole life in the foreground.
+//!
+//! 1. Check the config (everything `check` does); refuse VM NFs and a second copy of a
+//!    running instance.
+//! 2. Hugepages: make sure hugetlbfs is mounted at the default region directory, and grow the
+//!    pool if fewer pages are free than the instance needs (remembered, undone at teardown).
+//! 3. Start `netvm-core` on the effective config (`<run_dir>/config.json`: overrides applied,
+//!    paths absolute) and wait for its control socket.
+//! 4. Start every NF process pinned to its CPU on its domain's region (paths from the core's
+//!    `status`), then wait until the core reports every NF attached and traffic running.
+//! 5. Run until SIGINT/SIGTERM, `--duration`, `down` from another shell, or the core exits,
+//!    with a progress line per second.
+//! 6. Teardown: `shutdown` over the socket, wait for the core and read its final report, stop
+//!    the NFs (SIGTERM, SIGKILL after a grace period), remove whatever region file of that
+//!    core pid is left, give the hugepages back, remove the state file, print the summary.
+//!
+//! A failure at any step of 2–4 runs the same teardown on what was started so far, then
+//! returns the error; the [`Instance`]'s `Drop` runs it too if anything panics.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use netvm_core::config::NfKind;
+use serde_json::Value;
+
+use crate::check::{self, Loaded, Overrides};
+use crate::control;
+use crate::error::{io, ManagerError};
+use crate::hugepages::{self, Reservation};
+use crate::proc::{self, Spawned, Spec, POLL};
+use crate::report::{self, FirewallHits, Report, Summary};
+use crate::signals;
+use crate::state::{self, NfRecord, ProcRecord, State};
+use crate::sys;
+
+/// How `up` runs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Stop after this long (from when traffic runs).
+    pub duration: Option<Duration>,
+    /// Print a progress line per second.
+    pub progress: bool,
+    /// How long NFs may take to attach.
+    pub attach_timeout: Duration,
+    /// Also write the summary as JSON here.
+    pub summary: Option<PathBuf>,
+    /// The netvm-core binary (default: next to netvm-manager, else PATH).
+    pub core: Option<PathBuf>,
+    /// Name / run_dir overrides.
+    pub overrides: Overrides,
+}
+
+/// How long the core may take to open its control socket.
+pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the core may take to exit after `shutdown` (it drains NFs first).
+pub const CORE_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Grace period between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(5);
+/// Timeout of one control request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) fn note(msg: impl AsRef<str>) {
+    eprintln!("netvm-manager: {}", msg.as_ref());
+}
+
+/// Removes region files of core `pid` left in `dirs` (the core removes its own when it exits
+/// cleanly). Returns what was removed.
+pub fn remove_core_regions(dirs: &[PathBuf], pid: u32) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(parsed) = hugepage_tools::regions::parse_region_file_name(name) else {
+                continue;
+            };
+            if parsed.core_pid == pid && std::fs::remove_file(e.path()).is_ok() {
+                removed.push(e.path());
+            }
+        }
+    }
+    removed
+}
+
+/// The log file of NF `name` in `run_dir` (`nf-NAME.log`: never the core's `core.log`).
+pub fn nf_log(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("nf-{name}.log"))
+}
+
+/// Directories where a core may have put its regions: the configured one and /dev/shm.
+pub fn region_dirs(region_dir: &Path) -> Vec<PathBuf> {
+    let mut v = vec![region_dir.to_path_buf()];
+    let shm = PathBuf::from(hugepage_tools::regions::SHM_FALLBACK_DIR);
+    if region_dir != shm {
+        v.push(shm);
+    }
+    v
+}
+
+/// Takes the run directory's lock file (`.lock`, an exclusive `flock`), so that two `up`s of
+/// one instance cannot both start; released when the returned file is dropped.
+fn lock_run_dir(run_dir: &Path) -> Result<std::fs::File, ManagerError> {
+    use std::os::fd::AsRawFd;
+    let path = run_dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    // SAFETY: flock(2) on a file descriptor this function owns (through `f`) for as long as
+    // the call runs; no memory is passed.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let pid = State::load(run_dir)
+                .ok()
+                .flatten()
+                .map_or(0, |s| s.manager.pid);
+            return Err(ManagerError::AlreadyRunning {
+                name: run_dir
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                pid,
+                state: state::path_in(run_dir),
+            });
+        }
+        return Err(io(format!("locking {}", path.display()))(e));
+    }
+    Ok(f)
+}
+
+/// A starting or running instance: everything it started, for teardown.
+struct Instance {
+    loaded: Loaded,
+    state: State,
+    core: Option<Spawned>,
+    nfs: Vec<Spawned>,
+    reservation: Option<Reservation>,
+    nf_exit_noted: Vec<bool>,
+    done: bool,
+}
+
+/// What teardown found.
+struct Ended {
+    core_exit: String,
+    report: Option<Report>,
+    nf_exits: BTreeMap<String, String>,
+    hugepages: Option<String>,
+}
+
+/// Runs `config` (see the module docs) and returns the final summary.
+pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
+    let loaded = check::load(config, &opts.overrides)?;
+    if let Some((i, n)) = loaded
+        .config
+        .nfs
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.kind == NfKind::Vm)
+    {
+        return Err(ManagerError::VmUnsupported {
+            path: format!("nfs[{i}]"),
+            nf: n.name.clone(),
+        });
+    }
+    let core_bin = match &opts.core {
+        Some(p) => p.clone(),
+        None => crate::programs::resolve("netvm-core", &loaded.dir).map_err(|_| {
+            ManagerError::NoCoreBinary {
+                manager: std::env::current_exe().unwrap_or_default(),
+            }
+        })?,
+    };
+    signals::install();
+    let run_dir = loaded.run_dir();
+    std::fs::create_dir_all(&run_dir).map_err(io(format!("creating {}", run_dir.display())))?;
+    let lock = lock_run_dir(&run_dir)?;
+    let socket = loaded.config.control_socket();
+    if let Some(old) = State::load(&run_dir)? {
+        if old.anything_alive() {
+            return Err(ManagerError::AlreadyRunning {
+                name: old.name,
+                pid: old.manager.pid,
+                state: state::path_in(&run_dir),
+            });
+        }
+        note(format!(
+            "a previous instance {:?} left {} behind; cleaning up after it",
+            old.name,
+            state::path_in(&run_dir).display()
+        ));
+        crate::instance::clean_dead(&old);
+    }
+    if let Ok(v) = control::request(&socket, &control::cmd("status"), REQUEST_TIMEOUT) {
+        return Err(ManagerError::AlreadyRunning {
+            name: loaded.config.name.clone(),
+            pid: v
+                .get("pid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or(0),
+            state: socket,
+        });
+    }
+    let me = std::process::id();
+    let effective = run_dir.join("config.json");
+    let state = State {
+        name: loaded.config.name.clone(),
+        phase: "starting".into(),
+        config: std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf()),
+        effective_config: effective,
+        run_dir: run_dir.clone(),
+        socket,
+        region_dir: loaded.config.region_dir(),
+        manager: ProcRecord {
+            pid: me,
+            start_time: sys::proc_stat(me).map_or(0, |(t, _)| t),
+            log: PathBuf::new(),
+        },
+        core: None,
+        core_report: run_dir.join("core-report.json"),
+        nfs: Vec::new(),
+        hugepages: None,
+    };
+    let mut inst = Instance {
+        nf_exit_noted: vec![false; loaded.config.nfs.len()],
+        loaded,
+        state,
+        core: None,
+        nfs: Vec::new(),
+        reservation: None,
+        done: false,
+    };
+    // Held until `up` returns: a second `up` on this run directory fails at once.
+    let _lock = lock;
+    if let Err(e) = inst.start(opts, &core_bin) {
+        note("start failed; stopping what was started");
+        let ended = inst.teardown();
+        if let Some(h) = ended.hugepages {
+            note(h);
+        }
+        return Err(e);
+    }
+    inst.run(opts);
+    inst.finish(opts)
+}
+
+impl Instance {
+    fn save(&self) {
+        if let Err(e) = self.state.save() {
+            note(format!("WARNING: {}", crate::error::chain(&e)));
+        }
+    }
+
+    fn start(&mut self, opts: &UpOptions, core_bin: &Path) -> Result<(), ManagerError> {
+        self.state.save()?;
+        self.hugepages()?;
+        let cfg = &self.loaded.config;
+        let text = serde_json::to_string_pretty(cfg).map_err(|source| ManagerError::Json {
+            path: self.state.effective_config.clone(),
+            source,
+        })?;
+        std::fs::write(&self.state.effective_config, text).map_err(io(format!(
+            "writing {}",
+            self.state.effective_config.display()
+        )))?;
+        let _ = std::fs::remove_file(&self.state.core_report);
+        let wait_attach = opts.attach_timeout + Duration::from_secs(10);
+        let args = vec![
+            self.state.effective_config.display().to_string(),
+            "--wait-attach".into(),
+            wait_attach.as_secs().to_string(),
+            "--summary".into(),
+            self.state.core_report.display().to_string(),
+        ];
+        let core = Spawned::start(&Spec {
+            what: "netvm-core".into(),
+            program: core_bin,
+            args: &args,
+            cwd: &self.loaded.dir,
+            log: self.state.run_dir.join("core.log"),
+            cpu: None,
+        })?;
+        note(format!(
+            "netvm-core started: pid {}, log {}",
+            core.pid(),
+            core.record.log.display()
+        ));
+        self.state.core = Some(core.record.clone());
+        self.core = Some(core);
+        self.save();
+        let status = self.wait_socket()?;
+        let regions: BTreeMap<String, String> = status
+            .get("regions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                Some((
+                    r.get("domain")?.as_str()?.to_string(),
+                    r.get("path")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        for (i, n) in self.loaded.config.nfs.iter().enumerate() {
+            if signals::received().is_some() {
+                return Err(ManagerError::Interrupted);
+            }
+            let Some(program) = self.loaded.programs.get(i).cloned().flatten() else {
+                continue;
+            };
+            let region = regions
+                .get(&n.domain)
+                .cloned()
+                .ok_or_else(|| ManagerError::Io {
+                    what: format!("the core reported no region for domain {:?}", n.domain),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })?;
+            let mut args = vec![
+                "--region".to_string(),
+                region,
+                "--nf".to_string(),
+                n.name.clone(),
+            ];
+            args.extend(n.args.iter().cloned());
+            let nf = Spawned::start(&Spec {
+                what: format!("NF {:?}", n.name),
+                program: &program,
+                args: &args,
+                cwd: &self.loaded.dir,
+                log: nf_log(&self.state.run_dir, &n.name),
+                cpu: n.cpu,
+            })?;
+            note(format!(
+                "NF {} ({} in domain {}) started: pid {}, {}, log {}",
+                n.name,
+                n.service,
+                n.domain,
+                nf.pid(),
+                n.cpu
+                    .map_or("not pinned".to_string(), |c| format!("CPU {c}")),
+                nf.record.log.display()
+            ));
+            self.state.nfs.push(NfRecord {
+                name: n.name.clone(),
+                service: n.service.clone(),
+                domain: n.domain.clone(),
+                cpu: n.cpu,
+                program: program.clone(),
+                args,
+                proc: nf.record.clone(),
+            });
+            self.nfs.push(nf);
+            self.save();
+        }
+        self.wait_attached(opts.attach_timeout)?;
+        self.state.phase = "running".into();
+        self.save();
+        let which =
+            if self.state.run_dir == Path::new(state::DEFAULT_RUN_ROOT).join(&self.state.name) {
+                format!("--name {}", self.state.name)
+            } else {
+                format!("--run-dir {}", self.state.run_dir.display())
+            };
+        note(format!(
+            "{:?} running: {} NF(s) attached, {} port(s); stop it with Ctrl-C or `netvm-manager down {which}`",
+            self.state.name,
+            self.nfs.len(),
+            self.loaded.config.ports.len(),
+        ));
+        Ok(())
+    }
+
+    fn hugepages(&mut self) -> Result<(), ManagerError> {
+        let region_dir = self.loaded.config.region_dir();
+        let on_huge = if region_dir == Path::new("/dev/hugepages") {
+            match hugepage_tools::ensure_mounted(&region_dir, None) {
+                Ok(hugepage_tools::MountOutcome::Mounted(_)) => {
+                    note(format!("mounted hugetlbfs at {}", region_dir.display()));
+                    true
+                }
+                Ok(_) => true,
+                Err(e) => {
+                    note(format!(
+                        "WARNING: no hugetlbfs at {}: {}",
+                        region_dir.display(),
+                        crate::error::chain(&e)
+                    ));
+                    false
+                }
+            }
+        } else {
+            hugepages::is_hugetlbfs(&region_dir)
+        };
+        if !on_huge {
+            note(format!(
+                "WARNING: region_dir {} is not on hugetlbfs: regions are ordinary shared memory",
+                region_dir.display()
+            ));
+        }
+        let need = hugepages::estimate(&self.loaded.config, on_huge).map_err(|e| {
+            ManagerError::Invalid {
+                file: self.loaded.file.clone(),
+                source: netvm_core::config::ConfigError {
+                    path: "domains".into(),
+                    reason: e.to_string(),
+                },
+            }
+        })?;
+        match hugepages::ensure(&need)? {
+            hugepages::Outcome::NoHugetlb => {
+                note("WARNING: this kernel has no hugepages; DPDK runs without them")
+            }
+            hugepages::Outcome::Enough { .. } => {}
+            hugepages::Outcome::Reserved {
+                need,
+                available,
+                reservation,
+            } => {
+                note(format!(
+                    "hugepages: need {need}, {available} available: pool grown from {} to {} pages (given back at teardown)",
+                    reservation.previous, reservation.granted
+                ));
+                self.reservation = Some(reservation);
+                self.state.hugepages = Some(reservation);
+                self.save();
+            }
+        }
+        Ok(())
+    }
+
+    fn core_exited_error(&mut self) -> Option<ManagerError> {
+        let core = self.core.as_mut()?;
+        let st = core.exited()?;
+        Some(ManagerError::CoreExited {
+            pid: core.pid(),
+            status: proc::describe(st),
+            message: proc::last_line(&core.record.log, Some("netvm-core:")),
+            log: core.record.log.clone(),
+        })
+    }
+
+    fn wait_socket(&mut self) -> Result<Value, ManagerError> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(e) = self.core_exited_error() {
+                return Err(e);
+            }
+            if signals::received().is_some() {
+                return Err(ManagerError::Interrupted);
+            }
+            if self.state.socket.exists() {
+                if let Ok(v) =
+                    control::request(&self.state.socket, &control::cmd("status"), REQUEST_TIMEOUT)
+                {
+                    return Ok(v);
+                }
+            }
+            if t0.elapsed() >= SOCKET_TIMEOUT {
+                let core = self.core.as_ref();
+                return Err(ManagerError::NoSocket {
+                    pid: core.map_or(0, Spawned::pid),
+                    socket: self.state.socket.clone(),
+                    secs: SOCKET_TIMEOUT.as_secs(),
+                    log: core.map(|c| c.record.log.clone()).unwrap_or_default(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn wait_attached(&mut self, timeout: Duration) -> Result<(), ManagerError> {
+        let t0 = Instant::now();
+        let mut missing: Vec<String> = self.state.nfs.iter().map(|n| n.name.clone()).collect();
+        loop {
+            if signals::received().is_some() {
+                return Err(ManagerError::Interrupted);
+            }
+            if let Some(e) = self.core_exited_error() {
+                return Err(e);
+            }
+            for nf in &mut self.nfs {
+                if let Some(st) = nf.exited() {
+                    let name = nf
+                        .what
+                        .trim_start_matches("NF ")
+                        .trim_matches('"')
+                        .to_string();
+                    return Err(ManagerError::NfExited {
+                        nf: name,
+                        pid: nf.pid(),
+                        status: proc::describe(st),
+                        message: proc::last_line(&nf.record.log, None),
+                        log: nf.record.log.clone(),
+                    });
+                }
+            }
+            if let Ok(v) =
+                control::request(&self.state.socket, &control::cmd("status"), REQUEST_TIMEOUT)
+            {
+                let nfs = v
+                    .get("nfs")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                missing = nfs
+                    .iter()
+                    .filter(|n| n.get("state").and_then(Value::as_str) != Some("attached"))
+                    .filter_map(|n| n.get("name").and_then(Value::as_str).map(String::from))
+                    .collect();
+                if missing.is_empty() && v.get("running") == Some(&Value::Bool(true)) {
+                    return Ok(());
+                }
+            }
+            if t0.elapsed() >= timeout {
+                let logs = missing
+                    .into_iter()
+                    .map(|n| {
+                        let log = nf_log(&self.state.run_dir, &n);
+                        (n, log)
+                    })
+                    .collect();
+                return Err(ManagerError::AttachTimeout {
+                    secs: timeout.as_secs(),
+                    missing: logs,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn run(&mut self, opts: &UpOptions) {
+        let t0 = Instant::now();
+        let tty = std::io::stderr().is_terminal();
+        let mut last = t0;
+        let mut prev: Option<Report> = None;
+        let mut printed = false;
+        loop {
+            if let Some(sig) = signals::received() {
+                if printed && tty {
+                    eprintln!();
+                    printed = false;
+                }
+                note(format!("signal {sig} received: stopping"));
+                break;
+            }
+            if opts.duration.is_some_and(|d| t0.elapsed() >= d) {
+                break;
+            }
+            if let Some(core) = self.core.as_mut() {
+                if let Some(st) = core.exited() {
+                    if printed && tty {
+                        eprintln!();
+                        printed = false;
+                    }
+                    note(format!(
+                        "netvm-core exited with {}: stopping",
+                        proc::describe(st)
+                    ));
+                    break;
+                }
+            }
+            for (i, nf) in self.nfs.iter_mut().enumerate() {
+                if let Some(st) = nf.exited() {
+                    if !self.nf_exit_noted[i] {
+                        self.nf_exit_noted[i] = true;
+                        if printed && tty {
+                            eprintln!();
+                            printed = false;
+                        }
+                        note(format!(
+                            "WARNING: {} exited with {} while running ({}); the core takes its buffers back",
+                            nf.what,
+                            proc::describe(st),
+                            proc::last_line(&nf.record.log, None)
+                        ));
+                    }
+                }
+            }
+            if opts.progress && last.elapsed() >= Duration::from_secs(1) {
+                last = Instant::now();
+                if let Ok(v) =
+                    control::request(&self.state.socket, &control::cmd("stats"), REQUEST_TIMEOUT)
+                {
+                    if let Ok(cur) = serde_json::from_value::<Report>(
+                        v.get("stats").cloned().unwrap_or(Value::Null),
+                    ) {
+                        let line = report::progress_line(&report::Delta {
+                            prev: prev.as_ref(),
+                            cur: &cur,
+                        });
+                        let mut err = std::io::stderr().lock();
+                        if tty {
+                            let _ = write!(err, "\r{line}\x1b[K");
+                        } else {
+                            let _ = writeln!(err, "{line}");
+                        }
+                        let _ = err.flush();
+                        printed = true;
+                        prev = Some(cur);
+                    }
+                }
+            }
+            std::thread::sleep(POLL);
+        }
+        if printed && tty {
+            eprintln!();
+        }
+    }
+
+    /// Stops everything that was started, in order; idempotent.
+    fn teardown(&mut self) -> Ended {
+        let mut ended = Ended {
+            core_exit: "no core started".into(),
+            report: None,
+            nf_exits: BTreeMap::new(),
+            hugepages: None,
+        };
+        if self.done {
+            return ended;
+        }
+        self.state.phase = "stopping".into();
+        self.save();
+        if let Some(core) = self.core.as_mut() {
+            if core.exited().is_none() {
+                let _ = control::request(
+                    &self.state.socket,
+                    &control::cmd("shutdown"),
+                    REQUEST_TIMEOUT,
+                );
+                if core.wait_for(CORE_EXIT_TIMEOUT).is_none() {
+                    note(format!(
+                        "netvm-core (pid {}) did not exit {} s after shutdown; terminating it",
+                        core.pid(),
+                        CORE_EXIT_TIMEOUT.as_secs()
+                    ));
+                    core.stop(Duration::from_secs(10));
+                }
+            }
+            ended.core_exit = core
+                .exited()
+                .map_or("an unknown status".into(), proc::describe);
+            ended.report = std::fs::read_to_string(&self.state.core_report)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+        }
+        for nf in &mut self.nfs {
+            nf.signal(libc::SIGTERM);
+        }
+        let deadline = Instant::now() + GRACE;
+        for nf in &mut self.nfs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if nf.wait_for(left).is_none() {
+                note(format!(
+                    "{} (pid {}) ignored SIGTERM for {} s; killing it",
+                    nf.what,
+                    nf.pid(),
+                    GRACE.as_secs()
+                ));
+            }
+            let st = nf.stop(Duration::ZERO);
+            let name = nf
+                .what
+                .trim_start_matches("NF ")
+                .trim_matches('"')
+                .to_string();
+            ended
+                .nf_exits
+                .insert(name, st.map_or("an unknown status".into(), proc::describe));
+        }
+        if let Some(core) = &self.core {
+            for p in remove_core_regions(&region_dirs(&self.state.region_dir), core.pid()) {
+                note(format!(
+                    "removed region file {} left by the core",
+                    p.display()
+                ));
+            }
+        }
+        if self.state.socket.exists() {
+            let _ = std::fs::remove_file(&self.state.socket);
+        }
+        if let Some(r) = self.reservation.take() {
+            ended.hugepages = Some(match r.restore() {
+                Ok(line) => line,
+                Err(e) => format!(
+                    "WARNING: could not give hugepages back: {}",
+                    crate::error::chain(&e)
+                ),
+            });
+            self.state.hugepages = None;
+        }
+        self.state.remove();
+        self.done = true;
+        ended
+    }
+
+    fn finish(mut self, opts: &UpOptions) -> Result<Summary, ManagerError> {
+        let ended = self.teardown();
+        let Some(report) = ended.report else {
+            if let Some(h) = &ended.hugepages {
+                note(h);
+            }
+            let core = self.core.as_ref();
+            return Err(ManagerError::NoReport {
+                pid: core.map_or(0, Spawned::pid),
+                status: ended.core_exit,
+                message: core.map_or(String::new(), |c| {
+                    proc::last_line(&c.record.log, Some("netvm-core:"))
+                }),
+                log: core.map(|c| c.record.log.clone()).unwrap_or_default(),
+            });
+        };
+        let mut s = Summary::new(&self.state.name, ended.core_exit, report);
+        for nf in &self.state.nfs {
+            let log = std::fs::read_to_string(&nf.proc.log).unwrap_or_default();
+            if let Some(rules) = report::parse_firewall_hits(&log) {
+                s.firewall.push(FirewallHits {
+                    nf: nf.name.clone(),
+                    rules,
+                });
+            }
+        }
+        s.nf_exits = ended.nf_exits;
+        s.hugepages = ended.hugepages;
+        if let Some(p) = &opts.summary {
+            let text = serde_json::to_string_pretty(&s).map_err(|source| ManagerError::Json {
+                path: p.clone(),
+                source,
+            })?;
+            std::fs::write(p, text).map_err(io(format!("writing {}", p.display())))?;
+        }
+        Ok(s)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.teardown();
+        }
+    }
+}
