@@ -166,7 +166,21 @@ fn pid_alive(pid: u32) -> bool {
     }
     // SAFETY: signal 0 only checks existence and permission.
     let r = unsafe { libc::kill(p, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    if r != 0 {
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    }
+    // A killed process that its parent has not reaped yet still answers kill(0): a zombie
+    // (state `Z` after the command name in /proc/PID/stat) or a dead one (`X`) is gone.
+    match std::fs::read(format!("/proc/{p}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .iter()
+                .rposition(|&b| b == b')')
+                .and_then(|i| stat.get(i + 2).copied());
+            !matches!(state, Some(b'Z' | b'X'))
+        }
+        Err(_) => true,
+    }
 }
 
 impl Supervisor {
@@ -489,6 +503,7 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                 delivered: c.nf_delivered[i],
                 returned: c.nf_returned[i],
                 held: i128::from(c.nf_delivered[i]) - i128::from(c.nf_returned[i]),
+                reclaimed: n.reclaimed.load(Ordering::Relaxed),
                 verdicts: c.nf_verdicts[i],
                 rejects,
                 rx_ring_occupancy: occ,

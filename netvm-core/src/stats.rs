@@ -237,6 +237,9 @@ pub struct NfReport {
     pub returned: u64,
     /// Held by it now.
     pub held: i128,
+    /// Buffers the core took back from it because it detached, died or was quarantined
+    /// (cumulative over the run, restarts included).
+    pub reclaimed: u64,
     /// Verdicts: next, service, out, drop.
     pub verdicts: [u64; 4],
     /// Rejected descriptors by reason (only nonzero ones).

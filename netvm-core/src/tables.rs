@@ -38,6 +38,20 @@ pub struct Chain {
     pub balance: Balance,
     /// Replaced by a later chain table: matches no new packets.
     pub retired: bool,
+    /// What happens to a packet when no instance of a service is attached.
+    pub failure: FailurePolicy,
+}
+
+/// A chain's policy for a service with no attached instance (crashed, detached, quarantined).
+/// With several instances, a packet first fails over to another attached instance; the policy
+/// applies only when none is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Drop the packet, counted as `nf_unavailable`.
+    #[default]
+    Drop,
+    /// Skip the service: the packet continues with the next service (or the egress).
+    Bypass,
 }
 
 /// Tables shared (read-only) by all workers.
@@ -181,6 +195,7 @@ impl Tables {
                 allowed_ports: allowed,
                 balance: c.balance,
                 retired: false,
+                failure: FailurePolicy::default(),
             });
             rules.push(rule);
         }

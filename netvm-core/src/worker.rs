@@ -17,7 +17,7 @@ use netvm_wire::{symmetric_hash, FlowKey, PacketMeta};
 use crate::config::{Balance, MAX_PORTS};
 use crate::domain::{owner_word, Owner, OWNER_NONE};
 use crate::stats::{verdict_idx, Counters, DropReason};
-use crate::tables::Tables;
+use crate::tables::{FailurePolicy, Tables};
 use crate::{nf_state, Shared};
 
 /// Packets per burst.
@@ -219,17 +219,19 @@ impl State {
     fn open_nf(&mut self, sh: &Shared, nf: u16) {
         let n = &sh.nfs[usize::from(nf)];
         let dom = &sh.domains[usize::from(n.domain)];
-        let Ok(slot) = dom.region.slot(n.slot) else {
+        // Ring ids come from the core's private geometry, never from the slot's ring-id words:
+        // the NF can rewrite those (it could otherwise point this worker at another NF's ring).
+        let Some(rings) = dom.region.geometry().slot_rings(n.slot) else {
             return;
         };
         let link = &mut self.nfs[usize::from(nf)];
         if link.rx.is_none() {
-            if let Some(r) = slot.rx_ring(crate::id32(self.id)) {
+            if let Some(r) = rings.rx_range().nth(self.id) {
                 link.rx = dom.region.producer(r).ok();
             }
         }
         if link.tx.is_none() && n.worker == self.id {
-            link.tx = dom.region.consumer(slot.tx_ring()).ok();
+            link.tx = dom.region.consumer(rings.tx).ok();
         }
     }
 
@@ -448,11 +450,27 @@ impl State {
             }
             return;
         }
-        let svc = &t.services[usize::from(ch.services[pos])];
-        let Some(nf) = self.pick_instance(sh, &svc.instances, ch.balance, hash, pos, flow_slot)
-        else {
-            self.free(m, DropReason::NfUnavailable);
-            return;
+        // Bypass skips services without an attached instance (at most the chain's length).
+        let mut pos = pos;
+        let nf = loop {
+            let svc = &t.services[usize::from(ch.services[pos])];
+            match self.pick_instance(sh, &svc.instances, ch.balance, hash, pos, flow_slot) {
+                Some(nf) => break nf,
+                None if ch.failure == FailurePolicy::Bypass => {
+                    pos += 1;
+                    if pos >= ch.services.len() {
+                        match ch.egress {
+                            Some(p) => self.stage_tx(sh, m, p),
+                            None => self.free(m, DropReason::ChainEgressDrop),
+                        }
+                        return;
+                    }
+                }
+                None => {
+                    self.free(m, DropReason::NfUnavailable);
+                    return;
+                }
+            }
         };
         self.deliver(sh, m, dom, nf, chain, pos, in_port, hash);
     }

@@ -9,12 +9,27 @@
 //! * `i % 4 == 2`: returns it with OUT to a port its chain does not allow (port 7);
 //! * `i % 4 == 3`: returns it correctly (NEXT) — and then once more (a double return: the
 //!   second is a buffer it no longer holds).
+//!
+//! Mode `flood` ([`run_flood`]): the scale attack. It first holds `hold` packets of its chain
+//! and returns each with exactly one bad field (bounds, zero length, unknown verdict, a port
+//! outside its chain, an unknown service), then each again (a double return); then it writes
+//! `count` random descriptors (random indices, in and out of range, random lengths, verdicts and
+//! arguments) into its TX ring; with `scribble`, it also writes random bytes over its slot
+//! (every word but `state` and `nf_pid`, which would only make the core call it dead) and its
+//! rings' control words, setting its TX producer index far ahead for a few milliseconds at a
+//! time. It knows what each descriptor must be rejected for — it holds no buffer during the
+//! random phase, so an in-range index is `not_owner` and an out-of-range one `bad_index` — and
+//! prints the expected count per reason as one `HOSTILE-REPORT {json}` line.
+//!
+//! Mode `spy` ([`run_spy`]): maps a region and scans every byte of the mapping for a marker:
+//! attached to a slot, until stopped; without one, once. Prints `SPY-REPORT {json}`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use netvm_shm::{verdict_code, Descriptor, Region, SlotState, Verdict};
+use serde_json::json;
 
 /// Runs the hostile NF until `stop`. Returns the number of packets received.
 pub fn run(region: &Path, name: &str, stop: &AtomicBool) -> Result<u64, String> {
@@ -93,4 +108,344 @@ pub fn run(region: &Path, name: &str, stop: &AtomicBool) -> Result<u64, String> 
     }
     let _ = slot.detach();
     Ok(i)
+}
+
+/// Attaches to slot `name` of `r` once the core reserved it.
+fn attach_slot<'a>(r: &'a Region, name: &str) -> Result<netvm_shm::SlotRef<'a>, String> {
+    let s = r
+        .find_slot(name)
+        .ok_or_else(|| format!("no slot named {name}"))?;
+    let slot = r.slot(s).map_err(|e| e.to_string())?;
+    let end = Instant::now() + Duration::from_secs(30);
+    while slot.state() != Some(SlotState::Reserved) {
+        if Instant::now() > end {
+            return Err("slot never RESERVED".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    slot.attach(r.generation(), std::process::id())
+        .map_err(|e| e.to_string())?;
+    Ok(slot)
+}
+
+/// xorshift64*: a small deterministic generator (no dependency).
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded (0 is replaced by a constant).
+    pub fn new(seed: u64) -> Self {
+        Self(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Next 32 random bits.
+    pub fn next_u32(&mut self) -> u32 {
+        u32::try_from(self.next_u64() >> 32).unwrap_or(0)
+    }
+
+    /// Next 16 random bits.
+    pub fn next_u16(&mut self) -> u16 {
+        let [a, b, ..] = self.next_u64().to_le_bytes();
+        u16::from_le_bytes([a, b])
+    }
+
+    /// Next 8 random bits.
+    pub fn next_u8(&mut self) -> u8 {
+        self.next_u64().to_le_bytes()[7]
+    }
+}
+
+/// What `flood` is told to do.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodOpts {
+    /// Packets of its chain to receive and hold before the bad returns (0: none).
+    pub hold: u64,
+    /// Of the held packets, how many it keeps and never returns (for reclaim tests; a kept
+    /// buffer can match a random index, so the expected counts are then approximate).
+    pub keep: u64,
+    /// Random descriptors to write.
+    pub count: u64,
+    /// Also scribble over its slot and ring control words.
+    pub scribble: bool,
+    /// Random seed.
+    pub seed: u64,
+}
+
+/// Expected rejects by reason name (the core's `RejectReason::name`).
+#[derive(Debug, Default)]
+struct Expect {
+    bad_index: u64,
+    bad_bounds: u64,
+    zero_length: u64,
+    unknown_verdict: u64,
+    not_owner: u64,
+    port_not_allowed: u64,
+    service_unknown: u64,
+}
+
+/// Writes everything in `out` into the TX ring; false if stopped or cut off (quarantined).
+fn push_all(
+    tx: &mut netvm_shm::Producer,
+    slot: &netvm_shm::SlotRef<'_>,
+    out: &[Descriptor],
+    stop: &AtomicBool,
+) -> Result<bool, String> {
+    let mut sent = 0;
+    let mut idle = 0u32;
+    while sent < out.len() {
+        let n = tx
+            .enqueue_burst(&out[sent..])
+            .map_err(|e| format!("tx ring: {e}"))?;
+        sent += n;
+        if n == 0 {
+            idle = idle.wrapping_add(1);
+            if idle % 256 == 0 {
+                slot.bump_heartbeat();
+                if stop.load(Ordering::Relaxed) || slot.state() != Some(SlotState::Attached) {
+                    return Ok(false);
+                }
+            }
+            std::thread::yield_now();
+        }
+    }
+    Ok(true)
+}
+
+/// Runs the `flood` mode until done, then idles until `stop`. Prints the report line.
+pub fn run_flood(
+    region: &Path,
+    name: &str,
+    o: FloodOpts,
+    stop: &AtomicBool,
+) -> Result<u64, String> {
+    let r = Region::attach_file(region).map_err(|e| format!("attach {}: {e}", region.display()))?;
+    let slot_idx = r
+        .find_slot(name)
+        .ok_or_else(|| format!("no slot named {name}"))?;
+    let geom = *r.geometry();
+    let rings = geom.slot_rings(slot_idx).ok_or("no rings")?;
+    let mut rx = r.consumer(rings.first_rx).map_err(|e| e.to_string())?;
+    let mut tx = r.producer(rings.tx).map_err(|e| e.to_string())?;
+    let slot = attach_slot(&r, name)?;
+    let mut exp = Expect::default();
+    let mut rng = Rng::new(o.seed);
+    let mut alive = true;
+
+    // Phase 1: hold `hold` packets, return each with one bad field, then each again.
+    let mut held = Vec::new();
+    let mut buf = [Descriptor::default(); 32];
+    let end = Instant::now() + Duration::from_secs(30);
+    while (held.len() as u64) < o.hold && !stop.load(Ordering::Relaxed) {
+        slot.bump_heartbeat();
+        let n = rx
+            .dequeue_burst(&mut buf)
+            .map_err(|e| format!("rx ring: {e}"))?;
+        held.extend_from_slice(&buf[..n]);
+        if n == 0 {
+            if Instant::now() > end {
+                return Err(format!("only {} of {} packets arrived", held.len(), o.hold));
+            }
+            let _ = rx.wait_for_work(Duration::from_millis(5));
+        }
+    }
+    let buf_size = u16::try_from(geom.buf_size()).unwrap_or(u16::MAX);
+    held.truncate(
+        held.len()
+            .saturating_sub(usize::try_from(o.keep).unwrap_or(usize::MAX)),
+    );
+    let mut bad = Vec::with_capacity(2 * held.len());
+    for (i, d) in held.iter().enumerate() {
+        let mut d = *d;
+        d.set_verdict(Verdict::Next);
+        match i % 5 {
+            0 => {
+                d.data_off = 64;
+                d.data_len = buf_size;
+                exp.bad_bounds += 1;
+            }
+            1 => {
+                d.data_len = 0;
+                exp.zero_length += 1;
+            }
+            2 => {
+                d.verdict = 0x77;
+                exp.unknown_verdict += 1;
+            }
+            3 => {
+                d.set_verdict(Verdict::Out(40));
+                exp.port_not_allowed += 1;
+            }
+            _ => {
+                d.set_verdict(Verdict::Service(999));
+                exp.service_unknown += 1;
+            }
+        }
+        bad.push(d);
+    }
+    for d in &held {
+        let mut d = *d;
+        d.set_verdict(Verdict::Next);
+        bad.push(d);
+        exp.not_owner += 1;
+    }
+    alive &= push_all(&mut tx, &slot, &bad, stop)?;
+
+    // Phase 2: random descriptors from a pre-drawn pool (so that the NF is not the bottleneck).
+    let count = geom.buf_count();
+    let pool: Vec<Descriptor> = (0..4096)
+        .map(|_| {
+            let idx = match rng.next_u32() % 8 {
+                0 => u32::MAX - rng.next_u32() % 16,
+                1..=3 => count + rng.next_u32() % count.max(1),
+                _ => rng.next_u32() % count.max(1),
+            };
+            Descriptor {
+                buf_idx: idx,
+                data_off: rng.next_u16(),
+                data_len: rng.next_u16(),
+                flow_hash: rng.next_u32(),
+                verdict: rng.next_u8(),
+                in_port: rng.next_u8(),
+                verdict_arg: rng.next_u16(),
+            }
+        })
+        .collect();
+    let scribble_every = (o.count / 20).max(1);
+    let mut next_scribble = scribble_every;
+    let mut written: u64 = 0;
+    let mut episodes = 0u64;
+    let mut k = 0usize;
+    while alive && written < o.count {
+        let n = usize::try_from((o.count - written).min(256)).unwrap_or(256);
+        let start = k % (pool.len() - 256);
+        let chunk = &pool[start..start + n];
+        k = k.wrapping_add(n + 7);
+        for d in chunk {
+            if d.buf_idx >= count {
+                exp.bad_index += 1;
+            } else {
+                exp.not_owner += 1;
+            }
+        }
+        alive &= push_all(&mut tx, &slot, chunk, stop)?;
+        if !alive {
+            // Cut off mid-chunk: the core counted an unknown part of it.
+            break;
+        }
+        written += n as u64;
+        if o.scribble && written >= next_scribble {
+            next_scribble += scribble_every;
+            episodes += 1;
+            scribble(&r, slot_idx, rings, &mut rng);
+        }
+    }
+    let quarantined = slot.state() == Some(SlotState::Quarantined);
+    let report = json!({
+        "written": written + bad.len() as u64,
+        "cut_off": !alive,
+        "quarantined": quarantined,
+        "ring_corrupt_episodes": episodes,
+        "expect": {
+            "bad_index": exp.bad_index, "bad_bounds": exp.bad_bounds,
+            "zero_length": exp.zero_length, "unknown_verdict": exp.unknown_verdict,
+            "not_owner": exp.not_owner, "port_not_allowed": exp.port_not_allowed,
+            "service_unknown": exp.service_unknown,
+        }
+    });
+    println!("HOSTILE-REPORT {report}");
+    while !stop.load(Ordering::Relaxed) {
+        slot.bump_heartbeat();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(written)
+}
+
+/// Random bytes over the slot (all but `state` and `nf_pid`) and over the control words of the
+/// NF's rings that it does not own, then the TX producer index far ahead for 5 ms, restored.
+fn scribble(r: &Region, slot_idx: u32, rings: netvm_shm::SlotRings, rng: &mut Rng) {
+    let geom = r.geometry();
+    let base = r.as_ptr().as_ptr();
+    let slot_off = geom.slot_table_offset() + slot_idx as usize * 512;
+    for off in (0..32).chain(40..512) {
+        // SAFETY: slot_off + off < slot_table_offset + slot_count * 512, inside the validated
+        // mapping; a byte write races only with other processes' atomic accesses to the same
+        // shared memory, which is what this adversary is for.
+        unsafe { base.add(slot_off + off).write_volatile(rng.next_u8()) };
+    }
+    let tx = r.ring_control(rings.tx).ok();
+    let rx = r.ring_control(rings.first_rx).ok();
+    if let Some(rx) = rx {
+        // SAFETY: ring_control points at a control block inside the live mapping.
+        let rx = unsafe { rx.as_ref() };
+        let cons = rx.cons.load(Ordering::Relaxed);
+        rx.sleeping.store(rng.next_u32(), Ordering::Relaxed);
+        rx.sleep_seq.store(rng.next_u32(), Ordering::Relaxed);
+        rx.cons.store(rng.next_u32(), Ordering::Release);
+        rx.cons.store(cons, Ordering::Release);
+        rx.sleeping.store(0, Ordering::Relaxed);
+    }
+    if let Some(tx) = tx {
+        // SAFETY: as above.
+        let tx = unsafe { tx.as_ref() };
+        let prod = tx.prod.load(Ordering::Relaxed);
+        tx.wake_seq.store(rng.next_u32(), Ordering::Relaxed);
+        tx.prod.store(
+            prod.wrapping_add(0x8000_0000 | rng.next_u32()),
+            Ordering::Release,
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        tx.prod.store(prod, Ordering::Release);
+    }
+}
+
+/// Runs the `spy` mode: scans the whole mapping of `region` for `marker` until `stop`, then
+/// once more; prints `SPY-REPORT {"scans":…,"found":…,"bytes":…}`.
+pub fn run_spy(
+    region: &Path,
+    name: Option<&str>,
+    marker: &[u8],
+    stop: &AtomicBool,
+) -> Result<u64, String> {
+    let r = Region::attach_file(region).map_err(|e| format!("attach {}: {e}", region.display()))?;
+    let slot = match name {
+        Some(n) => Some(attach_slot(&r, n)?),
+        None => None,
+    };
+    let len = r.mapping_len();
+    let base = r.as_ptr().as_ptr();
+    let mut copy = vec![0u8; len];
+    let (mut scans, mut found) = (0u64, 0u64);
+    loop {
+        // Without a slot it is a one-shot scanner (the tests' positive control).
+        let last = stop.load(Ordering::Relaxed) || slot.is_none();
+        if let Some(s) = &slot {
+            s.bump_heartbeat();
+        }
+        // SAFETY: base..base+len is the live mapping; bytes other processes change meanwhile
+        // are read as whatever values they hold (u8 has no invalid values); copy is private.
+        unsafe { std::ptr::copy_nonoverlapping(base.cast_const(), copy.as_mut_ptr(), len) };
+        found += copy.windows(marker.len()).filter(|w| *w == marker).count() as u64;
+        scans += 1;
+        if last {
+            break;
+        }
+    }
+    println!(
+        "SPY-REPORT {}",
+        json!({"scans": scans, "found": found, "bytes": len})
+    );
+    Ok(found)
 }
