@@ -220,6 +220,22 @@ pub struct ChainConfig {
     /// Instance selection.
     #[serde(default)]
     pub balance: Balance,
+    /// What happens to a packet whose next service has no attached instance left (crashed,
+    /// detached or quarantined NF): `drop` (counted as `nf_unavailable`) or `bypass` (skip
+    /// the service). With several instances, packets first fail over to another one.
+    #[serde(default)]
+    pub failure: Failure,
+}
+
+/// A chain's policy for a service with no attached instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// Drop, counted as `nf_unavailable`.
+    #[default]
+    Drop,
+    /// Skip the service.
+    Bypass,
 }
 
 /// EAL options.

@@ -195,7 +195,10 @@ impl Tables {
                 allowed_ports: allowed,
                 balance: c.balance,
                 retired: false,
-                failure: FailurePolicy::default(),
+                failure: match c.failure {
+                    crate::config::Failure::Drop => FailurePolicy::Drop,
+                    crate::config::Failure::Bypass => FailurePolicy::Bypass,
+                },
             });
             rules.push(rule);
         }
