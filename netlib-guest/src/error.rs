@@ -129,4 +129,17 @@ pub enum NfError {
         #[source]
         source: std::io::Error,
     },
+    /// In a guest: the ivshmem device or the NF's identity could not be found.
+    #[error("guest discovery failed: {what}")]
+    Discovery {
+        /// What was looked for and not found.
+        what: String,
+        /// The OS error, if one.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// Neither `--region`/`--nf` nor a netvm kernel command line (`netvm.nf=`) says where the
+    /// region is.
+    #[error("no region given: pass --region and --nf (host), or run in a netvm guest (netvm.nf= on the kernel command line)")]
+    NoRegion,
 }

@@ -20,8 +20,11 @@
 //!   ([`NfOptions`]);
 //! * a C API (`include/netlib.h`, built into `libnetlib_guest.a`).
 //!
-//! What it is not: no packet parsing (use `netvm-wire`), no DPDK, no PCI discovery yet (a
-//! guest passes the BAR's sysfs `resource2` path or its own mapping). [`testkit`] is a
+//! * in a QEMU guest, [`pci`] discovery: the ivshmem device (1af4:1110) in sysfs, its BAR2
+//!   (`resource2`) mapped exactly like a region file, the NF's name from `netvm.nf=` on the
+//!   kernel command line — so one NF binary runs on the host or in a guest unchanged.
+//!
+//! What it is not: no packet parsing (use `netvm-wire`), no DPDK. [`testkit`] is a
 //! minimal stand-in for the core, for tests only.
 #![warn(missing_docs)]
 
@@ -30,6 +33,7 @@ pub mod ffi;
 mod nf;
 mod options;
 mod packet;
+pub mod pci;
 pub mod signal;
 mod slot;
 pub mod testkit;

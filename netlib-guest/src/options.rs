@@ -22,14 +22,18 @@ pub enum WaitKind {
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct NfOptions {
     /// Region file of the NF's trust domain (/dev/hugepages/netvm-DOMAIN.COREPID.region),
-    /// or, in a guest, the ivshmem BAR file (/sys/bus/pci/devices/BDF/resource2).
+    /// or, in a guest, the ivshmem BAR file (/sys/bus/pci/devices/BDF/resource2). Without
+    /// it, in a netvm guest (`netvm.nf=` on the kernel command line), the ivshmem device is
+    /// found in sysfs and its BAR2 used, in guest mode.
     #[arg(long, env = "NETVM_REGION", value_name = "PATH")]
-    pub region: PathBuf,
-    /// NF name: the core reserved a slot under this name.
+    pub region: Option<PathBuf>,
+    /// NF name: the core reserved a slot under this name [default in a guest: `netvm.nf`
+    /// from the kernel command line].
     #[arg(long = "nf", env = "NETVM_NF", value_name = "NAME")]
-    pub nf: String,
+    pub nf: Option<String>,
     /// Run as a QEMU guest NF: poll-sleep when idle (unless --wait says otherwise) and write
-    /// pid 0 into the slot (a guest pid means nothing to the host).
+    /// pid 0 into the slot (a guest pid means nothing to the host). Implied when the region
+    /// is discovered as an ivshmem BAR.
     #[arg(long, env = "NETVM_GUEST")]
     pub guest: bool,
     /// How to sleep when idle [default: futex on the host, poll with --guest].
@@ -73,7 +77,11 @@ impl NfOptions {
     /// The [`NfConfig`] these options describe.
     #[must_use]
     pub fn config(&self) -> NfConfig {
-        let mut cfg = if self.guest {
+        self.config_for(self.guest)
+    }
+
+    fn config_for(&self, guest: bool) -> NfConfig {
+        let mut cfg = if guest {
             NfConfig::guest()
         } else {
             NfConfig::host()
@@ -88,9 +96,30 @@ impl NfOptions {
         cfg
     }
 
-    /// Attaches as described.
+    /// Where to attach: (region path, NF name, whether it is a guest). With `--region`, as
+    /// given; without it, the ivshmem BAR found by [`pci::discover`] (guest mode), named by
+    /// `--nf` or else `netvm.nf`.
+    pub fn resolve(&self) -> Result<(PathBuf, String, bool), NfError> {
+        match (&self.region, &self.nf) {
+            (Some(r), Some(n)) => Ok((r.clone(), n.clone(), self.guest)),
+            (None, _) => match crate::pci::discover() {
+                Some(found) => {
+                    let (name, bar) = found?;
+                    Ok((bar, self.nf.clone().unwrap_or(name), true))
+                }
+                None => Err(NfError::NoRegion),
+            },
+            (Some(r), None) => match crate::pci::kernel_param("nf") {
+                Some(n) => Ok((r.clone(), n, self.guest)),
+                None => Err(NfError::NoRegion),
+            },
+        }
+    }
+
+    /// Attaches as described (see [`resolve`](Self::resolve)).
     pub fn attach(&self) -> Result<Nf, NfError> {
-        Nf::attach_file_with(&self.region, &self.nf, self.config())
+        let (region, name, guest) = self.resolve()?;
+        Nf::attach_file_with(&region, &name, self.config_for(guest))
     }
 }
 
@@ -111,8 +140,12 @@ mod tests {
     fn parses_args() {
         let o = NfOptions::try_from_args(["x", "--region", "/r", "--nf", "fw1", "--wait", "poll"])
             .unwrap();
-        assert_eq!(o.region, PathBuf::from("/r"));
-        assert_eq!(o.nf, "fw1");
+        assert_eq!(o.region, Some(PathBuf::from("/r")));
+        assert_eq!(o.nf.as_deref(), Some("fw1"));
+        assert_eq!(
+            o.resolve().unwrap(),
+            (PathBuf::from("/r"), "fw1".to_string(), false)
+        );
         assert_eq!(o.wait, Some(WaitKind::Poll));
         assert_eq!(o.attach_wait, Duration::ZERO);
         assert_eq!(o.reattach_timeout, Duration::from_secs(60));
@@ -128,6 +161,12 @@ mod tests {
             .unwrap();
         assert_eq!(o.config().wait_mode, WaitMode::Futex);
         assert!(!o.config().write_pid);
+        // Nothing given, and this host's kernel command line names no netvm NF.
+        let o = NfOptions::try_from_args(["x"]).unwrap();
+        assert_eq!(o.region, None);
+        if crate::pci::kernel_param("nf").is_none() {
+            assert!(matches!(o.resolve(), Err(NfError::NoRegion)));
+        }
     }
 
     #[test]

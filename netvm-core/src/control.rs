@@ -141,8 +141,15 @@ pub fn start(sh: Arc<Shared>) -> Result<Control, CoreError> {
     })
 }
 
+/// A guest NF (pid 0 in its slot: a guest pid means nothing here) whose heartbeat has not
+/// moved for this long is dead. Guests poll-sleep in 1 ms steps and bump the heartbeat every
+/// step; the margin covers a TCG guest starved of CPU on a loaded host.
+const GUEST_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct Supervisor {
+    /// Guest NFs (pid 0): NF index → (last heartbeat seen, when it last moved).
+    heartbeats: std::collections::HashMap<usize, (u64, Instant)>,
     /// NFs being reclaimed: (index, reclaim_done target, re-reserve after).
     reclaiming: Vec<(usize, u64, bool)>,
     /// NFs detached by the operator: (index, when).
@@ -184,8 +191,23 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 impl Supervisor {
+    /// Whether the NF in `slot` lives: by pid for processes, by heartbeat for guests.
+    fn nf_alive(&mut self, i: usize, slot: &netvm_shm::SlotRef<'_>, now: Instant) -> bool {
+        let pid = slot.nf_pid();
+        if pid != 0 {
+            return pid_alive(pid);
+        }
+        let beat = slot.heartbeat();
+        let seen = self.heartbeats.entry(i).or_insert((beat, now));
+        if seen.0 != beat {
+            *seen = (beat, now);
+        }
+        now.duration_since(seen.1) < GUEST_HEARTBEAT_TIMEOUT
+    }
+
     fn start_reclaim(&mut self, sh: &Shared, i: usize, state: u8, rereserve: bool) {
         let nf = &sh.nfs[i];
+        self.heartbeats.remove(&i);
         nf.state.store(state, Ordering::Release);
         let target = nf.reclaim_done.load(Ordering::Acquire) + sh.commands.len() as u64;
         broadcast(sh, || Command::ReclaimNf(crate::id16(i)));
@@ -227,7 +249,9 @@ impl Supervisor {
                     }
                     if slot_state == Some(SlotState::Detached) {
                         self.start_reclaim(sh, i, nf_state::DETACHED, true);
-                    } else if slot_state != Some(SlotState::Attached) || !pid_alive(slot.nf_pid()) {
+                    } else if slot_state != Some(SlotState::Attached)
+                        || !self.nf_alive(i, &slot, now)
+                    {
                         eprintln!("netvm-core: NF {} is gone (slot state {:?}, pid {}); reclaiming its buffers", nf.info.name, slot_state, slot.nf_pid());
                         self.start_reclaim(sh, i, nf_state::DEAD, true);
                     }

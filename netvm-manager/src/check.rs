@@ -213,6 +213,7 @@ pub fn manager_checks(cfg: &Config, dir: &Path) -> Result<Vec<Option<PathBuf>>, 
                         ));
                     }
                 }
+                crate::vm::check_vm_nf(cfg, dir, i).map_err(|(p, r)| err(p, r))?;
                 programs.push(None);
             }
         }

@@ -111,6 +111,11 @@ pub struct UpArgs {
     /// The netvm-core binary [default: next to netvm-manager, else on PATH].
     #[arg(long)]
     pub core: Option<PathBuf>,
+    /// Guest image directory for VM NFs (vmlinuz, initramfs.cpio.gz from
+    /// scripts/build-guest.sh) [default: $NETVM_GUEST_IMAGE, else ../guest-image next to
+    /// netvm-manager].
+    #[arg(long)]
+    pub guest_image: Option<PathBuf>,
 }
 
 /// Which instance.
@@ -164,6 +169,7 @@ pub fn run(cli: Cli) -> Result<u8, ManagerError> {
                 attach_timeout: secs("attach-timeout", a.attach_timeout)?,
                 summary: a.summary,
                 core: a.core,
+                guest_image: a.guest_image,
                 overrides: Overrides {
                     name: a.name,
                     run_dir: a.run_dir,

@@ -17,13 +17,19 @@ pub enum ManagerError {
         #[source]
         source: ConfigError,
     },
-    /// An NF of kind `vm` reached `up`.
-    #[error("{path}: NF {nf:?} is a VM; `up` runs process NFs only for now (VM NFs come with the VM issue)")]
-    VmUnsupported {
-        /// JSON path of the NF.
-        path: String,
-        /// Its name.
+    /// No guest image for VM NFs.
+    #[error("no guest image in {} (vmlinuz, initramfs.cpio.gz): build it with scripts/build-guest.sh, or pass --guest-image / NETVM_GUEST_IMAGE", dir.display())]
+    NoGuestImage {
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
+    /// A VM NF cannot be started as configured.
+    #[error("VM NF {nf:?}: {reason}")]
+    Guest {
+        /// The NF.
         nf: String,
+        /// Why.
+        reason: String,
     },
     /// File or directory I/O.
     #[error("{what}")]

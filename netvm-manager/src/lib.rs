@@ -17,9 +17,11 @@
 //! * [`report`]: the core's report, rates, live displays and the final summary.
 //! * [`pcapgen`]: the demo's traffic.
 //!
-//! What it is not: it does not forward packets (the core does) nor run VMs yet (`up` refuses
-//! `kind: "vm"` NFs, which `check` accepts). It only ever signals processes it started, by pid,
-//! checked against their start time.
+//! * [`vm`]: `kind: "vm"` NFs — the guest image, KVM/TCG detection, the QEMU command line
+//!   (one ivshmem-plain BAR per domain, nothing else of the host's memory), per-VM files.
+//!
+//! What it is not: it does not forward packets (the core does). It only ever signals
+//! processes it started (core, NF processes, QEMU), by pid, checked against their start time.
 
 #![warn(missing_docs)]
 
@@ -38,5 +40,6 @@ pub mod signals;
 pub mod state;
 pub mod sys;
 pub mod up;
+pub mod vm;
 
 pub use error::ManagerError;

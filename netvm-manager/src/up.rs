@@ -1,13 +1,15 @@
 //! `up`: one instance's whole life in the foreground.
 //!
-//! 1. Check the config (everything `check` does); refuse VM NFs and a second copy of a
-//!    running instance.
+//! 1. Check the config (everything `check` does); refuse a second copy of a running instance;
+//!    locate the guest image if there are VM NFs.
 //! 2. Hugepages: make sure hugetlbfs is mounted at the default region directory, and grow the
 //!    pool if fewer pages are free than the instance needs (remembered, undone at teardown).
 //! 3. Start `netvm-core` on the effective config (`<run_dir>/config.json`: overrides applied,
 //!    paths absolute) and wait for its control socket.
 //! 4. Start every NF process pinned to its CPU on its domain's region (paths from the core's
-//!    `status`), then wait until the core reports every NF attached and traffic running.
+//!    `status`) — for a VM NF, QEMU with that region as its ivshmem BAR ([`crate::vm`]), its
+//!    serial console as the NF's log — then wait until the core reports every NF attached
+//!    and traffic running.
 //! 5. Run until SIGINT/SIGTERM, `--duration`, `down` from another shell, or the core exits,
 //!    with a progress line per second.
 //! 6. Teardown: `shutdown` over the socket, wait for the core and read its final report, stop
@@ -34,6 +36,7 @@ use crate::report::{self, FirewallHits, Report, Summary};
 use crate::signals;
 use crate::state::{self, NfRecord, ProcRecord, State};
 use crate::sys;
+use crate::vm;
 
 /// How `up` runs.
 #[derive(Debug, Clone)]
@@ -48,6 +51,8 @@ pub struct UpOptions {
     pub summary: Option<PathBuf>,
     /// The netvm-core binary (default: next to netvm-manager, else PATH).
     pub core: Option<PathBuf>,
+    /// The guest image for VM NFs (default: see [`crate::vm::GuestImage::locate`]).
+    pub guest_image: Option<PathBuf>,
     /// Name / run_dir overrides.
     pub overrides: Overrides,
 }
@@ -139,6 +144,9 @@ fn lock_run_dir(run_dir: &Path) -> Result<std::fs::File, ManagerError> {
 /// A starting or running instance: everything it started, for teardown.
 struct Instance {
     loaded: Loaded,
+    guest_image: Option<vm::GuestImage>,
+    /// VM NFs and when their QEMU started (for the boot-to-attach line).
+    vm_started: Vec<(String, Instant)>,
     state: State,
     core: Option<Spawned>,
     nfs: Vec<Spawned>,
@@ -158,18 +166,11 @@ struct Ended {
 /// Runs `config` (see the module docs) and returns the final summary.
 pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
     let loaded = check::load(config, &opts.overrides)?;
-    if let Some((i, n)) = loaded
-        .config
-        .nfs
-        .iter()
-        .enumerate()
-        .find(|(_, n)| n.kind == NfKind::Vm)
-    {
-        return Err(ManagerError::VmUnsupported {
-            path: format!("nfs[{i}]"),
-            nf: n.name.clone(),
-        });
-    }
+    let guest_image = if loaded.config.nfs.iter().any(|n| n.kind == NfKind::Vm) {
+        Some(vm::GuestImage::locate(opts.guest_image.as_deref())?)
+    } else {
+        None
+    };
     let core_bin = match &opts.core {
         Some(p) => p.clone(),
         None => crate::programs::resolve("netvm-core", &loaded.dir).map_err(|_| {
@@ -230,6 +231,8 @@ pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
         hugepages: None,
     };
     let mut inst = Instance {
+        guest_image,
+        vm_started: Vec::new(),
         nf_exit_noted: vec![false; loaded.config.nfs.len()],
         loaded,
         state,
@@ -313,9 +316,6 @@ impl Instance {
             if signals::received().is_some() {
                 return Err(ManagerError::Interrupted);
             }
-            let Some(program) = self.loaded.programs.get(i).cloned().flatten() else {
-                continue;
-            };
             let region = regions
                 .get(&n.domain)
                 .cloned()
@@ -323,13 +323,24 @@ impl Instance {
                     what: format!("the core reported no region for domain {:?}", n.domain),
                     source: std::io::Error::from(std::io::ErrorKind::NotFound),
                 })?;
-            let mut args = vec![
-                "--region".to_string(),
-                region,
-                "--nf".to_string(),
-                n.name.clone(),
-            ];
-            args.extend(n.args.iter().cloned());
+            let (program, args) = if n.kind == NfKind::Vm {
+                self.vm_command(n, Path::new(&region))?
+            } else {
+                let Some(program) = self.loaded.programs.get(i).cloned().flatten() else {
+                    continue;
+                };
+                let mut args = vec![
+                    "--region".to_string(),
+                    region,
+                    "--nf".to_string(),
+                    n.name.clone(),
+                ];
+                args.extend(n.args.iter().cloned());
+                (program, args)
+            };
+            if n.kind == NfKind::Vm {
+                self.vm_started.push((n.name.clone(), Instant::now()));
+            }
             let nf = Spawned::start(&Spec {
                 what: format!("NF {:?}", n.name),
                 program: &program,
@@ -361,6 +372,12 @@ impl Instance {
             self.save();
         }
         self.wait_attached(opts.attach_timeout)?;
+        for (name, t) in &self.vm_started {
+            note(format!(
+                "VM NF {name}: QEMU start to attached in {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
+        }
         self.state.phase = "running".into();
         self.save();
         let which =
@@ -376,6 +393,39 @@ impl Instance {
             self.loaded.config.ports.len(),
         ));
         Ok(())
+    }
+
+    /// QEMU and its arguments for VM NF `n` on `region` (see [`crate::vm`]).
+    fn vm_command(
+        &self,
+        n: &netvm_core::config::NfConfig,
+        region: &Path,
+    ) -> Result<(PathBuf, Vec<String>), ManagerError> {
+        let img = self
+            .guest_image
+            .as_ref()
+            .ok_or_else(|| ManagerError::NoGuestImage {
+                dir: PathBuf::from("(none located)"),
+            })?;
+        let (accel, why) = vm::accel(&img.kernel);
+        note(format!(
+            "VM NF {}: QEMU with {} ({why})",
+            n.name,
+            accel.name()
+        ));
+        let args = vm::qemu_args(
+            img,
+            accel,
+            &vm::GuestSpec {
+                nf: n,
+                program: n.program.as_deref().unwrap_or_default(),
+                region,
+                region_size: vm::region_file_size(region)?,
+                dir: &self.loaded.dir,
+                run_dir: &self.state.run_dir,
+            },
+        )?;
+        Ok((vm::qemu_binary(), args))
     }
 
     fn hugepages(&mut self) -> Result<(), ManagerError> {
@@ -685,6 +735,9 @@ impl Instance {
         }
         if self.state.socket.exists() {
             let _ = std::fs::remove_file(&self.state.socket);
+        }
+        for (name, _) in &self.vm_started {
+            let _ = std::fs::remove_file(self.state.run_dir.join(format!("vm-{name}.initrd")));
         }
         if let Some(r) = self.reservation.take() {
             ended.hugepages = Some(match r.restore() {

@@ -53,10 +53,17 @@ fn base_config_is_ok() {
     let dir = Scratch::new("check-ok");
     let (code, out, err) = check_text(&dir, &base(&dir).to_string());
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
-    // VM NFs are accepted by check (up refuses them until the VM issue).
+    // A VM NF names a program of the guest image, not a host path.
     let mut v = base(&dir);
     v["nfs"][0]["kind"] = json!("vm");
     v["nfs"][0]["vm"] = json!({"memory_mb": 256, "vcpus": 1});
+    let (code, _, err) = check_text(&dir, &v.to_string());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nfs[0].program") && err.contains("bare program name"),
+        "{err}"
+    );
+    v["nfs"][0]["program"] = json!("firewall");
     let (code, _, err) = check_text(&dir, &v.to_string());
     assert_eq!(code, 0, "{err}");
 }

@@ -415,12 +415,19 @@ fn missing_nf_program_is_refused_before_anything_starts() {
 }
 
 #[test]
-fn vm_nfs_are_refused_by_up() {
+fn vm_nf_that_cannot_boot_is_an_error_naming_its_console_log() {
     let _l = lock();
+    require_built(&["netvm-core"]);
     let dir = Scratch::new("vm");
+    // A guest image whose kernel is not one: QEMU starts and exits at once.
+    let img = dir.path("image");
+    std::fs::create_dir_all(&img).unwrap();
+    std::fs::write(img.join("vmlinuz"), b"not a kernel").unwrap();
+    std::fs::write(img.join("initramfs.cpio.gz"), b"not an initramfs").unwrap();
     let mut nf = fw_nf("fw1", "a");
     nf["kind"] = Value::from("vm");
     nf["vm"] = serde_json::json!({"memory_mb": 128});
+    nf.as_object_mut().unwrap().remove("cpu");
     let cfg = config(
         &dir,
         serde_json::json!([{"name": "a", "buffers": 4096}]),
@@ -428,13 +435,28 @@ fn vm_nfs_are_refused_by_up() {
                            {"name": "out", "device": "net_null1,no-rx=1", "domain": "a"}]),
         serde_json::json!([nf]),
     );
-    let (code, _, err) = up_failing(&dir, &cfg);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("nfs[0]: NF \"fw1\" is a VM") && err.contains("VM issue"),
-        "{err}"
+    let img_arg = img.display().to_string();
+    let mut m = ManagerProc::spawn(
+        &[
+            "up",
+            &cfg,
+            "--no-progress",
+            "--duration",
+            "5",
+            "--guest-image",
+            &img_arg,
+        ],
+        &dir,
     );
-    assert!(started_pids(&err).is_empty(), "{err}");
+    let code = m.wait(Duration::from_secs(180));
+    let (_, err) = m.output();
+    assert_eq!(code, Some(1), "{err}");
+    let log = dir.path("run").join("nf-fw1.log");
+    assert!(
+        err.contains("fw1") && err.contains(&log.display().to_string()),
+        "the error names the guest's console log: {err}"
+    );
+    assert_clean(&err, &dir.path("run"));
 }
 
 #[test]

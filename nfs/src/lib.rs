@@ -102,7 +102,9 @@ pub fn run_nf<H: PacketHandler>(
         nf.slot(),
         nf.service_id(),
         nf.ring_ids().0.len(),
-        opts.region.display()
+        nf.region()
+            .path()
+            .map_or_else(|| "<mapping>".into(), |p| p.display().to_string())
     );
     let r = nf.run_handler(handler);
     let stats = nf.detach();

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub mod hostile;
 pub mod traffic;
+pub mod vm;
 
 /// The directory holding the workspace's binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
