@@ -9,6 +9,8 @@
 //!   is reserved again for a (new) process to attach.
 //! * `{"cmd":"set_chains","chains":[…]}` → replaces the chains at run time (same schema as the
 //!   config); packets of other chains are not dropped, packets in flight finish their route.
+//! * `{"cmd":"gone","nf":NAME}` → the NF's process or guest has exited (the manager saw it):
+//!   reclaim its buffers now and reserve its slot again.
 //! * `{"cmd":"shutdown"}` → stops the core.
 //!
 //! Every answer has `"ok": true|false` and, when false, `"error"`.
@@ -215,6 +217,18 @@ impl Supervisor {
     }
 
     fn tick(&mut self, sh: &Shared) {
+        let gone = std::mem::take(&mut *sh.gone_requests.lock().unwrap_or_else(|p| p.into_inner()));
+        for i in gone {
+            if sh.nfs[i].state.load(Ordering::Acquire) == nf_state::ATTACHED
+                && !self.reclaiming.iter().any(|r| r.0 == i)
+            {
+                eprintln!(
+                    "netvm-core: NF {} reported gone; reclaiming its buffers",
+                    sh.nfs[i].info.name
+                );
+                self.start_reclaim(sh, i, nf_state::DEAD, true);
+            }
+        }
         let requested =
             std::mem::take(&mut *sh.detach_requests.lock().unwrap_or_else(|p| p.into_inner()));
         let now = Instant::now();
@@ -365,6 +379,18 @@ pub fn handle(sh: &Shared, line: &str) -> Value {
                 // reclaims what is left after a grace period.
                 sh.nfs[i].state.store(nf_state::DETACHED, Ordering::Release);
                 sh.detach_requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(i);
+                json!({"ok": true})
+            }
+            Err(e) => e,
+        },
+        Some("gone") => match nf_idx(&req) {
+            // The manager saw the NF's process (or its guest's QEMU) exit: reclaim now rather
+            // than wait for the pid check or the guest heartbeat timeout.
+            Ok(i) => {
+                sh.gone_requests
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(i);

@@ -195,6 +195,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// NFs the operator detached, for the supervisor.
     pub detach_requests: Mutex<Vec<usize>>,
+    /// NFs whose process or guest is known to have exited, for the supervisor.
+    pub gone_requests: Mutex<Vec<usize>>,
     /// When the ports started.
     pub started: OnceLock<Instant>,
 }
@@ -399,6 +401,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         resume_epoch: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         detach_requests: Mutex::new(Vec::new()),
+        gone_requests: Mutex::new(Vec::new()),
         started: OnceLock::new(),
         config: cfg,
     };

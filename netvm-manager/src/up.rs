@@ -631,6 +631,12 @@ impl Instance {
                             proc::describe(st),
                             proc::last_line(&nf.record.log, None)
                         ));
+                        // Tell the core at once: a guest's death is otherwise only seen when
+                        // its heartbeat stops (seconds); a process's within milliseconds.
+                        if let Some(rec) = self.state.nfs.get(i) {
+                            let req = serde_json::json!({"cmd": "gone", "nf": rec.name});
+                            let _ = control::request(&self.state.socket, &req, REQUEST_TIMEOUT);
+                        }
                     }
                 }
             }

@@ -133,3 +133,62 @@ fn vm_forwarding_rate() {
         (r2 - r1) as f64 / dt
     );
 }
+
+/// A guest powered off mid-traffic (its QEMU killed): the manager tells the core, which takes
+/// back every buffer the guest held and keeps the pools whole; the chain then drops (counted)
+/// for lack of an instance. Prints the time from the kill to the reclaim.
+#[test]
+fn guest_powered_off_mid_traffic_is_reclaimed() {
+    let dir = Scratch::new("vm-off");
+    let load = Load::new(24, 12);
+    let input = dir.path("in.pcap");
+    traffic::write_pcap(&input, &load.frames);
+    let rules = dir.path("fw.rules");
+    std::fs::write(&rules, Load::rules()).expect("rules");
+    let cfg = serde_json::json!({
+        "name": "vmoff",
+        "workers": [{"cpu": worker_cpu()}],
+        "eal": eal_section(),
+        "domains": [{"name": "edge", "buffers": 4096}],
+        "ports": [
+            {"name": "in", "device": format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()), "domain": "edge"},
+            {"name": "out", "device": "net_pcap1,tx_pcap=/dev/null", "domain": "edge"}
+        ],
+        "nfs": [
+            {"name": "fw1", "service": "firewall", "kind": "vm", "domain": "edge",
+             "program": "firewall", "args": ["--rules", rules.display().to_string()]}
+        ],
+        "chains": [{"name": "web", "match": {"in_port": "in"}, "services": ["firewall"], "egress": "out"}]
+    });
+    let mut run = ManagedRun::start(cfg, dir);
+    let run_dir = run.run_dir.display().to_string();
+    run.wait_running(Duration::from_secs(300));
+    let fw = |s: &serde_json::Value| s["nfs"][0].clone();
+    run.wait_stats(Duration::from_secs(60), |s| {
+        fw(s)["returned"].as_u64() > Some(1000)
+    });
+    let qemu = qemu_pids_mentioning(&run_dir);
+    assert_eq!(qemu.len(), 1, "one QEMU for this run: {qemu:?}");
+    let t0 = Instant::now();
+    let pid = libc::pid_t::try_from(qemu[0]).expect("pid");
+    // SAFETY: kill(2) on a pid of a process this test started (through its manager).
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let s = run.wait_stats(Duration::from_secs(30), |s| {
+        let f = fw(s);
+        f["state"] != "attached" && f["held"] == 0 && f["reclaimed"].as_u64() > Some(0)
+    });
+    let dt = t0.elapsed();
+    println!(
+        "FIGURE guest powered off: {} buffers reclaimed {:.0} ms after the kill (state {})",
+        fw(&s)["reclaimed"],
+        dt.as_secs_f64() * 1e3,
+        fw(&s)["state"]
+    );
+    run.wait_stats(Duration::from_secs(30), |s| {
+        s["drops"]["nf_unavailable"].as_u64() > Some(0)
+    });
+    let report = run.stop();
+    assert_eq!(report["accounting_ok"], true, "{report:#}");
+    assert_eq!(report["pools_full"], true, "{report:#}");
+    assert!(qemu_pids_mentioning(&run_dir).is_empty(), "no QEMU left");
+}
