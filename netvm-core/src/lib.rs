@@ -426,12 +426,15 @@ pub fn run(cfg: Config, opts: &RunOptions) -> Result<Report, CoreError> {
     let _ = std::fs::remove_file(shared.config.control_socket());
     let mut report = res?;
     // Close the ports (their RX rings give mbufs back), then every pool must be full.
+    // The report is written before the pools, regions and the EAL are torn down, so that it
+    // exists whatever happens in DPDK's own cleanup.
+    let mut rest = None;
     match Arc::try_unwrap(shared) {
         Ok(sh) => {
-            let Shared { ports, domains, .. } = sh;
+            let Shared { ports, domains, eal, .. } = sh;
             drop(ports);
             report.pools_full = Some(domains.iter().all(Domain::pool_full));
-            drop(domains);
+            rest = Some((domains, eal));
         }
         Err(_) => report.pools_full = None,
     }
@@ -442,6 +445,7 @@ pub fn run(cfg: Config, opts: &RunOptions) -> Result<Report, CoreError> {
             source: e,
         })?;
     }
+    drop(rest);
     Ok(report)
 }
 
