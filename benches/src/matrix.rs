@@ -229,8 +229,8 @@ impl Setup {
 
     /// Why this setup cannot be measured here, if it cannot.
     pub fn unavailable(&self) -> Option<String> {
-        if self.placement == Placement::Vm {
-            return Some("VM placement needs netvm's VM mode (not landed yet)".into());
+        if self.placement == Placement::Vm && !crate::sut::guest_image_available() {
+            return Some("VM placement needs the guest image: run scripts/build-guest.sh".into());
         }
         if self.sut == Sut::Ovs && !crate::sut::ovs_available() {
             return Some("openvswitch-switch-dpdk is not installed".into());

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::matrix::{Cpus, DomainMode, Setup, Sut};
+use crate::matrix::{Cpus, DomainMode, Placement, Setup, Sut};
 
 /// What the systems need to know about the machine.
 #[derive(Debug, Clone)]
@@ -190,6 +190,20 @@ impl Running {
 }
 
 /// Whether OVS with DPDK is installed.
+/// Whether the netvm guest image (scripts/build-guest.sh) sits where netvm-manager looks for
+/// it by default: `target/guest-image`, beside the binaries' directory.
+pub fn guest_image_available() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| {
+            e.parent()
+                .and_then(Path::parent)
+                .map(|t| t.join("guest-image").join("vmlinuz"))
+        })
+        .is_some_and(|k| k.exists())
+}
+
+/// Whether OVS-DPDK's binaries are installed.
 pub fn ovs_available() -> bool {
     which("ovs-vswitchd").is_some() && which("ovs-vsctl").is_some()
 }
@@ -249,6 +263,24 @@ fn testpmd_cmd(
     c
 }
 
+/// Waits until the log file `path` contains `needle`, up to `timeout`.
+fn wait_log(path: &Path, needle: &str, timeout: Duration, who: &mut Proc) -> Result<(), String> {
+    let end = Instant::now() + timeout;
+    while !std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+        if !who.running() {
+            return Err(format!("{} exited:\n{}", who.name, who.log_tail(1500)));
+        }
+        if Instant::now() >= end {
+            return Err(format!(
+                "{needle:?} not in {} after {timeout:?}",
+                path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 /// Waits until `path` exists (a server socket appearing), up to `timeout`.
 fn wait_file(path: &Path, timeout: Duration, who: &mut Proc) -> Result<(), String> {
     let end = Instant::now() + timeout;
@@ -302,6 +334,14 @@ pub fn start(setup: &Setup, env: &Env, seq: u32) -> Result<Running, String> {
                 .arg(&sum);
             procs.push(Proc::spawn("netvm-manager", c, log("netvm"))?);
             summary = Some(sum);
+            if setup.placement == Placement::Vm {
+                // The core starts its ports only once every NF attached, and a guest boots for
+                // seconds: a memif client that connects before then is turned away. Wait for
+                // the manager to say traffic runs.
+                if let Some(m) = procs.last_mut() {
+                    wait_log(&log("netvm"), "\" running: ", Duration::from_secs(180), m)?;
+                }
+            }
         }
         Sut::Testpmd => {
             let out = memif(1, "server", &dir.join("out.sock"), "");
@@ -406,11 +446,21 @@ fn netvm_config(setup: &Setup, env: &Env, dir: &Path, seq: u32) -> serde_json::V
             .get((i - 1) % env.cpus.nfs.len().max(1))
             .copied()
             .unwrap_or(0);
-        nfs.push(json!({
-            "name": format!("nf{i}"), "service": format!("s{i}"), "domain": domain,
-            "program": env.bin_dir.join("l2fwd").display().to_string(),
-            "args": ["--dst-mac", "02:00:00:00:00:02"], "cpu": cpu
-        }));
+        nfs.push(if setup.placement == Placement::Vm {
+            // A guest NF: the same l2fwd, from the guest image, over the domain's ivshmem BAR.
+            json!({
+                "name": format!("nf{i}"), "service": format!("s{i}"), "domain": domain,
+                "kind": "vm", "program": "l2fwd",
+                "args": ["--dst-mac", "02:00:00:00:00:02"], "cpu": cpu,
+                "vm": {"memory_mb": 256, "vcpus": 1}
+            })
+        } else {
+            json!({
+                "name": format!("nf{i}"), "service": format!("s{i}"), "domain": domain,
+                "program": env.bin_dir.join("l2fwd").display().to_string(),
+                "args": ["--dst-mac", "02:00:00:00:00:02"], "cpu": cpu
+            })
+        });
         services.push(format!("s{i}"));
     }
     json!({
