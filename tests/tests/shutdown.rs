@@ -32,7 +32,10 @@ fn sigterm_with_an_nf_holding_buffers() {
             {"name": "in", "device": format!("net_pcap0,rx_pcap={}", input.display()), "domain": "d"},
             {"name": "out", "device": "net_null0,no-rx=1", "domain": "d"}
         ],
-        "nfs": [{"name": "stuck", "service": "fwd", "domain": "d"}],
+        "nfs": [
+            {"name": "stuck", "service": "fwd", "domain": "d"},
+            {"name": "gate", "service": "unused", "domain": "d"}
+        ],
         "chains": [{"name": "c", "match": {"in_port": "in"}, "services": ["fwd"], "egress": "out"}]
     });
     let mut core = Core::start(cfg, dir, &["--drain", "0.3"]);
@@ -51,8 +54,10 @@ fn sigterm_with_an_nf_holding_buffers() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    // The NF stops with the whole pcap in its ring: it holds 100 buffers when the core stops.
+    // The NF stops before traffic starts (the ports start only once `gate` attaches too), so
+    // the whole pcap sits in its ring: it holds 100 buffers when the core stops.
     core.nfs[0].signal(libc::SIGSTOP);
+    core.spawn_nf("l2fwd", "gate", "d", &["--dst-mac".into(), "02:00:00:00:00:01".into()]);
     core.wait_running();
     core.wait_stats(Duration::from_secs(30), |s| {
         s["received"] == 100 && s["in_flight"] == 100
