@@ -13,6 +13,10 @@
 //!   **NF** per chain position (`mac` forwarding, the l2fwd equivalent, loop topology), joined
 //!   by memif (the NF side in zero-copy mode for `memif-zc`) or by vhost-user (switch) /
 //!   virtio-user (NF), which is how OVS-DPDK talks to NFs.
+//! * `ovs`: OVS-DPDK itself (chain 1): a private `ovsdb-server` + `ovs-vswitchd`, a netdev
+//!   bridge with the two memif servers as `dpdk` ports and the `vhost` peer's testpmd NF over
+//!   vhost-user, OpenFlow `in → nf1 → out`; pktgen opens 2 RX queues on `out` because the
+//!   OVS PMD thread transmits on queue 1 and a memif server can only use rings its client opened.
 //!
 //! Processes are killed by PID only (SIGINT, then SIGKILL after a grace period), also when the
 //! runner fails ([`Proc`]'s `Drop`).
@@ -149,6 +153,8 @@ pub struct Running {
     summary: Option<PathBuf>,
     dir: PathBuf,
     log_dir: PathBuf,
+    /// RX queues pktgen must open on its RX device (OVS transmits on queue 1).
+    pub pktgen_rx_queues: u16,
 }
 
 impl Running {
@@ -189,7 +195,6 @@ impl Running {
     }
 }
 
-/// Whether OVS with DPDK is installed.
 /// Whether the netvm guest image (scripts/build-guest.sh) sits where netvm-manager looks for
 /// it by default: `target/guest-image`, beside the binaries' directory.
 pub fn guest_image_available() -> bool {
@@ -203,9 +208,24 @@ pub fn guest_image_available() -> bool {
         .is_some_and(|k| k.exists())
 }
 
-/// Whether OVS-DPDK's binaries are installed.
+/// The DPDK-enabled vswitchd of Debian's `openvswitch-switch-dpdk`.
+const OVS_VSWITCHD_DPDK: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
+/// The Open_vSwitch database schema.
+const OVS_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+/// Whether OVS-DPDK is installed **and** selected: `ovs-vswitchd` on PATH resolves to the
+/// DPDK-enabled build (`benches/setup-ovs.sh` does both), and the tools the runner calls exist.
 pub fn ovs_available() -> bool {
-    which("ovs-vswitchd").is_some() && which("ovs-vsctl").is_some()
+    let dpdk = Path::new(OVS_VSWITCHD_DPDK);
+    let selected = which("ovs-vswitchd")
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .zip(std::fs::canonicalize(dpdk).ok())
+        .is_some_and(|(a, b)| a == b);
+    selected
+        && Path::new(OVS_SCHEMA).is_file()
+        && ["ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-ofctl"]
+            .iter()
+            .all(|t| which(t).is_some())
 }
 
 /// `name` on PATH.
@@ -406,7 +426,12 @@ pub fn start(setup: &Setup, env: &Env, seq: u32) -> Result<Running, String> {
                 )?);
             }
         }
-        Sut::Ovs => return Err("OVS-DPDK runs are not implemented".into()),
+        Sut::Ovs => {
+            if n != 1 {
+                return Err(format!("ovs: only chain 1 is implemented (asked for {n})"));
+            }
+            start_ovs(&dir, env, &prefix, seq, nf_cpu(0), &log, &mut procs)?;
+        }
     }
     // pktgen's memif clients need the servers' sockets to exist when their ports start.
     for sock in ["in.sock", "out.sock"] {
@@ -420,6 +445,7 @@ pub fn start(setup: &Setup, env: &Env, seq: u32) -> Result<Running, String> {
         procs,
         pktgen_dev: pdev,
         pktgen_rx_dev: prx,
+        pktgen_rx_queues: if setup.sut == Sut::Ovs { 2 } else { 1 },
         summary,
         dir,
     })
@@ -475,4 +501,174 @@ fn netvm_config(setup: &Setup, env: &Env, dir: &Path, seq: u32) -> serde_json::V
         "nfs": nfs,
         "chains": [{"name": "bench", "match": {"in_port": "in"}, "services": services, "egress": "out"}]
     })
+}
+
+/// An OVS command line (`ovs-vsctl`, `ovs-ofctl`, …) that finds the private instance of `dir`:
+/// every OVS directory variable points there, so nothing touches a system instance.
+fn ovs_cmd(prog: &str, dir: &Path) -> Command {
+    let mut c = Command::new(prog);
+    for v in ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"] {
+        c.env(v, dir);
+    }
+    c
+}
+
+/// Runs a short OVS tool to completion; its output, or an error with its stderr.
+fn ovs_run(mut c: Command) -> Result<String, String> {
+    let out = c
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("starting {c:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{c:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// OVS-DPDK with one NF: a private `ovsdb-server` and `ovs-vswitchd` (children of the runner,
+/// stopped by PID; database, sockets and the bridge's management socket in `dir`), a netdev
+/// bridge with the `in`/`out` memif servers as `dpdk` ports and the NF joined by vhost-user
+/// (`dpdkvhostuserclient`; the NF is the same testpmd `mac` forwarder over virtio-user as the
+/// `vhost` peer's, here as the vhost-user server), and two OpenFlow rules `in → nf1 → out`.
+/// The PMD thread runs on the switch CPU.
+#[allow(clippy::too_many_arguments)]
+fn start_ovs(
+    dir: &Path,
+    env: &Env,
+    prefix: &str,
+    seq: u32,
+    nf_cpu: u32,
+    log: &dyn Fn(&str) -> PathBuf,
+    procs: &mut Vec<Proc>,
+) -> Result<(), String> {
+    let db = dir.join("conf.db");
+    let db_sock = dir.join("db.sock");
+    let db_remote = format!("unix:{}", db_sock.display());
+    let bridge = format!("nvbr{}", seq % 100_000);
+    let mut c = ovs_cmd("ovsdb-tool", dir);
+    c.arg("create").arg(&db).arg(OVS_SCHEMA);
+    ovs_run(c)?;
+
+    // ovsdb-server in the foreground (no --detach): a child we stop by PID.
+    let mut c = ovs_cmd("ovsdb-server", dir);
+    c.arg(&db)
+        .arg(format!("--remote=punix:{}", db_sock.display()))
+        .arg(format!(
+            "--pidfile={}",
+            dir.join("ovsdb-server.pid").display()
+        ))
+        .arg(format!(
+            "--unixctl={}",
+            dir.join("ovsdb-server.ctl").display()
+        ));
+    let mut ovsdb = Proc::spawn("ovsdb-server", c, log("ovsdb"))?;
+    wait_file(&db_sock, Duration::from_secs(20), &mut ovsdb)?;
+    procs.push(ovsdb);
+
+    let vsctl = |wait: bool| {
+        let mut c = ovs_cmd("ovs-vsctl", dir);
+        c.arg(format!("--db={db_remote}")).arg("--timeout=120");
+        if !wait {
+            c.arg("--no-wait");
+        }
+        c
+    };
+    let mask = format!("0x{:x}", 1u64 << env.cpus.switch);
+    let mut c = vsctl(false);
+    c.args(["init", "--", "set", "Open_vSwitch", "."])
+        .arg("other_config:dpdk-init=true")
+        .arg(format!("other_config:dpdk-lcore-mask={mask}"))
+        .arg(format!("other_config:pmd-cpu-mask={mask}"))
+        // A mempool per port, sized for it (the shared default asks for far more hugepages).
+        .arg("other_config:per-port-memory=true")
+        .arg(format!(
+            "other_config:dpdk-extra=\"--in-memory --file-prefix={prefix} --no-pci --no-telemetry\""
+        ));
+    ovs_run(c)?;
+
+    // The NF first: it is the vhost-user server that ovs-vswitchd connects to.
+    let nf_sock = dir.join("nf1.sock");
+    let c = testpmd_cmd(
+        nf_cpu,
+        &format!("{prefix}-nf1"),
+        &[format!(
+            "net_virtio_user0,path={},server=1",
+            nf_sock.display()
+        )],
+        &["--single-file-segments"],
+        "mac",
+        "loop",
+    );
+    let mut nf = Proc::spawn("NF 1 testpmd", c, log("nf1"))?;
+    wait_file(&nf_sock, Duration::from_secs(20), &mut nf)?;
+    procs.push(nf);
+
+    let mut c = ovs_cmd("ovs-vswitchd", dir);
+    c.arg(&db_remote)
+        .arg(format!(
+            "--pidfile={}",
+            dir.join("ovs-vswitchd.pid").display()
+        ))
+        .arg(format!(
+            "--unixctl={}",
+            dir.join("ovs-vswitchd.ctl").display()
+        ));
+    procs.push(Proc::spawn("ovs-vswitchd", c, log("ovs-vswitchd"))?);
+
+    // Waits (up to --timeout) until ovs-vswitchd applied it: DPDK initialised, ports attached.
+    let mut c = vsctl(true);
+    c.args(["add-br", &bridge, "--", "set", "bridge", &bridge])
+        .arg("datapath_type=netdev");
+    for (name, ofport, sock) in [("in", 1, "in.sock"), ("out", 2, "out.sock")] {
+        c.args([
+            "--",
+            "add-port",
+            &bridge,
+            name,
+            "--",
+            "set",
+            "Interface",
+            name,
+        ])
+        .arg("type=dpdk")
+        .arg(format!(
+            "options:dpdk-devargs={}",
+            memif(ofport - 1, "server", &dir.join(sock), "")
+        ))
+        .arg(format!("ofport_request={ofport}"));
+    }
+    c.args([
+        "--",
+        "add-port",
+        &bridge,
+        "nf1",
+        "--",
+        "set",
+        "Interface",
+        "nf1",
+    ])
+    .arg("type=dpdkvhostuserclient")
+    .arg(format!("options:vhost-server-path={}", nf_sock.display()))
+    .arg("ofport_request=3");
+    ovs_run(c).map_err(|e| {
+        let tail = procs.last().map(|p| p.log_tail(1500)).unwrap_or_default();
+        format!("{e}\novs-vswitchd log tail:\n{tail}")
+    })?;
+
+    let mgmt = format!("unix:{}", dir.join(format!("{bridge}.mgmt")).display());
+    for args in [
+        vec!["del-flows", &mgmt],
+        vec!["add-flow", &mgmt, "in_port=1,actions=output:3"],
+        vec!["add-flow", &mgmt, "in_port=3,actions=output:2"],
+    ] {
+        let mut c = ovs_cmd("ovs-ofctl", dir);
+        c.arg("--timeout=30").args(args);
+        ovs_run(c)?;
+    }
+    Ok(())
 }

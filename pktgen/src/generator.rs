@@ -25,6 +25,11 @@ pub struct Options {
     /// RX device, if different from --dev.
     #[arg(long)]
     pub rx_dev: Option<String>,
+    /// RX queues to open and poll on the RX device (with --rx-dev). A memif server can send
+    /// only on rings its client opened: OVS-DPDK's PMD thread transmits on queue 1, so it
+    /// needs 2. testpmd-based peers need 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub rx_queues: u16,
     /// Frame size in bytes (FCS not included) or a mix: `64`, `64,1518`, `64x7,576x4,1518`.
     #[arg(long, default_value = "64")]
     pub size: SizeMix,
@@ -182,7 +187,12 @@ pub fn run(opts: &Options) -> Result<Report, PktgenError> {
     let rx_other = match &opts.rx_dev {
         Some(d) if d != &opts.dev => {
             let mut p = Port::open(&eal, d)?;
-            p.configure(&cfg, &[&pool])?;
+            let pools: Vec<&Mempool> = (0..opts.rx_queues).map(|_| &pool).collect();
+            let rx_cfg = PortConfig {
+                rx_queues: opts.rx_queues,
+                ..cfg.clone()
+            };
+            p.configure(&rx_cfg, &pools)?;
             Some(p)
         }
         _ => None,
@@ -206,8 +216,20 @@ pub fn run(opts: &Options) -> Result<Report, PktgenError> {
     let mut rxa: MbufArray<BURST> = MbufArray::new();
     let mut stash: MbufArray<BURST> = MbufArray::new();
 
+    let rx_queues = if rx_other.is_some() {
+        opts.rx_queues
+    } else {
+        1
+    };
     let mut rx_poll = |tracker: &mut RxTracker| {
-        if rx.rx_burst(0, &mut rxa) == 0 {
+        let mut got = 0;
+        for q in 0..rx_queues {
+            got += rx.rx_burst(q, &mut rxa);
+            if rxa.free() == 0 {
+                break;
+            }
+        }
+        if got == 0 {
             return;
         }
         let now = dpdk::rdtsc();
