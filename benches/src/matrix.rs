@@ -232,14 +232,12 @@ impl Setup {
         if self.placement == Placement::Vm && !crate::sut::guest_image_available() {
             return Some("VM placement needs the guest image: run scripts/build-guest.sh".into());
         }
-        if self.sut == Sut::Ovs {
-            if !crate::sut::ovs_available() {
-                return Some(
-                    "OVS-DPDK is not installed or its DPDK vswitchd is not selected: \
-                     run benches/setup-ovs.sh"
-                        .into(),
-                );
-            }
+        if self.sut == Sut::Ovs && !crate::sut::ovs_available() {
+            return Some(
+                "OVS-DPDK is not installed or its DPDK vswitchd is not selected: \
+                 run benches/setup-ovs.sh"
+                    .into(),
+            );
         }
         None
     }

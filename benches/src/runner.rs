@@ -65,6 +65,7 @@ fn write_raw(dir: &Path, raw: &RawResult) -> Result<(), RunError> {
 }
 
 /// The pktgen arguments of one run.
+#[allow(clippy::too_many_arguments)]
 fn pktgen_args(
     cfg: &MatrixConfig,
     dev: &str,
