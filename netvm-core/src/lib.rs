@@ -431,7 +431,12 @@ pub fn run(cfg: Config, opts: &RunOptions) -> Result<Report, CoreError> {
     let mut rest = None;
     match Arc::try_unwrap(shared) {
         Ok(sh) => {
-            let Shared { ports, domains, eal, .. } = sh;
+            let Shared {
+                ports,
+                domains,
+                eal,
+                ..
+            } = sh;
             drop(ports);
             report.pools_full = Some(domains.iter().all(Domain::pool_full));
             rest = Some((domains, eal));

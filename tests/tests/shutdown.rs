@@ -57,7 +57,12 @@ fn sigterm_with_an_nf_holding_buffers() {
     // The NF stops before traffic starts (the ports start only once `gate` attaches too), so
     // the whole pcap sits in its ring: it holds 100 buffers when the core stops.
     core.nfs[0].signal(libc::SIGSTOP);
-    core.spawn_nf("l2fwd", "gate", "d", &["--dst-mac".into(), "02:00:00:00:00:01".into()]);
+    core.spawn_nf(
+        "l2fwd",
+        "gate",
+        "d",
+        &["--dst-mac".into(), "02:00:00:00:00:01".into()],
+    );
     core.wait_running();
     core.wait_stats(Duration::from_secs(30), |s| {
         s["received"] == 100 && s["in_flight"] == 100
