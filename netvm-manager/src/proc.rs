@@ -30,6 +30,8 @@ pub struct Spec<'a> {
     pub log: PathBuf,
     /// CPU to pin to.
     pub cpu: Option<usize>,
+    /// Run as this uid and gid (the manager must be root), dropping supplementary groups.
+    pub user: Option<u32>,
 }
 
 /// A started child.
@@ -81,6 +83,11 @@ impl Spawned {
             .try_clone()
             .map_err(io(format!("opening {}", spec.log.display())))?;
         let mut cmd = Command::new(spec.program);
+        if let Some(id) = spec.user {
+            use std::os::unix::process::CommandExt as _;
+            // std calls setgroups(0), setgid, setuid in the child before exec.
+            cmd.gid(id).uid(id);
+        }
         cmd.args(spec.args)
             .current_dir(spec.cwd)
             .stdin(Stdio::null())

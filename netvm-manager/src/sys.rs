@@ -87,6 +87,43 @@ pub fn signal_if_same(pid: u32, start_time: u64, sig: libc::c_int) -> bool {
     unsafe { libc::kill(p, sig) == 0 }
 }
 
+/// Whether the manager runs as root (it can then give each domain's NFs their own user).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether an unprivileged user (no owner or group match) can run `program` in `cwd` with
+/// `args`: every directory on the way must be searchable by others, the program executable by
+/// others, and every argument naming an existing file readable by others.
+pub fn usable_by_others(program: &std::path::Path, cwd: &std::path::Path, args: &[String]) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode()).ok();
+    let dirs_ok = |p: &std::path::Path| {
+        p.ancestors()
+            .skip(1)
+            .all(|d| d.as_os_str().is_empty() || mode(d).is_some_and(|m| m & 0o001 != 0))
+    };
+    let abs = |p: &std::path::Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
+    let prog = abs(program);
+    if !dirs_ok(&prog) || mode(&prog).is_none_or(|m| m & 0o001 == 0) {
+        return false;
+    }
+    if !dirs_ok(&cwd.join("x")) {
+        return false;
+    }
+    args.iter()
+        .map(|a| abs(std::path::Path::new(a)))
+        .filter(|p| p.is_file())
+        .all(|p| dirs_ok(&p) && mode(&p).is_some_and(|m| m & 0o004 != 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

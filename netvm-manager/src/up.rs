@@ -38,6 +38,9 @@ use crate::state::{self, NfRecord, ProcRecord, State};
 use crate::sys;
 use crate::vm;
 
+/// Process NFs of domain *k* (config order) run as uid = gid = `NF_ID_BASE + k`.
+pub const NF_ID_BASE: u32 = 61_000;
+
 /// How `up` runs.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -290,6 +293,7 @@ impl Instance {
             cwd: &self.loaded.dir,
             log: self.state.run_dir.join("core.log"),
             cpu: None,
+            user: None,
         })?;
         note(format!(
             "netvm-core started: pid {}, log {}",
@@ -341,6 +345,55 @@ impl Instance {
             if n.kind == NfKind::Vm {
                 self.vm_started.push((n.name.clone(), Instant::now()));
             }
+            // Process NFs of each domain run as that domain's own unprivileged user, and the
+            // domain's region file is opened to that group only (root:domain-gid, 0660): a
+            // process NF cannot open another domain's region. Guests get their domain's region
+            // from QEMU (root) and nothing else.
+            let user = if n.kind == NfKind::Process
+                && sys::is_root()
+                && sys::usable_by_others(
+                    &program,
+                    &self.loaded.dir,
+                    // The region file is opened to the domain's group just below.
+                    &args
+                        .iter()
+                        .filter(|a| Some(*a) != regions.get(&n.domain))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                ) {
+                let d = self
+                    .loaded
+                    .config
+                    .domains
+                    .iter()
+                    .position(|d| d.name == n.domain)
+                    .unwrap_or(0);
+                let id = NF_ID_BASE + u32::try_from(d).unwrap_or(0);
+                let path =
+                    std::ffi::CString::new(regions.get(&n.domain).cloned().unwrap_or_default())
+                        .unwrap_or_default();
+                // SAFETY: chown/chmod on a NUL-terminated path; failures are reported below.
+                let ok = unsafe {
+                    libc::chown(path.as_ptr(), 0, id) == 0 && libc::chmod(path.as_ptr(), 0o660) == 0
+                };
+                if !ok {
+                    return Err(ManagerError::Io {
+                        what: format!("giving domain {:?}'s region to gid {id}", n.domain),
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+                Some(id)
+            } else {
+                if n.kind == NfKind::Process && sys::is_root() {
+                    note(format!(
+                        "WARNING: NF {} runs as root: its program, working directory or argument \
+                         files are not reachable by an unprivileged user, so it cannot get its \
+                         domain's own user",
+                        n.name
+                    ));
+                }
+                None
+            };
             let nf = Spawned::start(&Spec {
                 what: format!("NF {:?}", n.name),
                 program: &program,
@@ -348,6 +401,7 @@ impl Instance {
                 cwd: &self.loaded.dir,
                 log: nf_log(&self.state.run_dir, &n.name),
                 cpu: n.cpu,
+                user,
             })?;
             note(format!(
                 "NF {} ({} in domain {}) started: pid {}, {}, log {}",

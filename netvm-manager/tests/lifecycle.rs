@@ -185,6 +185,63 @@ fn status_stats_and_down_from_another_shell() {
     let v: Value = serde_json::from_slice(&o.stdout).expect("status --json");
     assert_eq!(v["core"]["running"], true);
     assert_eq!(v["state"]["nfs"].as_array().unwrap().len(), 2);
+    // Each domain's process NFs run as that domain's own user, and each region file is open to
+    // that group only: fw1 (domain edge, 0) and rt1 (domain core, 1).
+    // Only where an unprivileged user can reach the binaries (a checkout under a 0700 home
+    // cannot be): the manager then runs NFs as root and says so.
+    let reachable = {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::path::Path::new(env!("CARGO_BIN_EXE_netvm-manager"))
+            .ancestors()
+            .skip(1)
+            .all(|d| {
+                d.as_os_str().is_empty()
+                    || std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+            })
+    };
+    let core_pid = v["state"]["core"]["pid"].as_u64().expect("core pid");
+    let region_dir = v["state"]["region_dir"]
+        .as_str()
+        .expect("region dir")
+        .to_string();
+    if !reachable {
+        println!("NOTE: the target directory is not reachable by unprivileged users here; NFs run as root");
+    }
+    for (k, (nf, domain)) in [("fw1", "edge"), ("rt1", "core")]
+        .into_iter()
+        .enumerate()
+        .filter(|_| reachable)
+    {
+        let rec = v["state"]["nfs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == nf)
+            .expect(nf)
+            .clone();
+        let pid = rec["proc"]["pid"].as_u64().expect("nf pid");
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("nf status");
+        let uid_line = st
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .expect("Uid line");
+        let want: u32 = 61_000 + u32::try_from(k).unwrap();
+        assert!(
+            uid_line
+                .split_whitespace()
+                .skip(1)
+                .all(|u| u == want.to_string()),
+            "{nf}: {uid_line}"
+        );
+        use std::os::unix::fs::MetadataExt as _;
+        let md = std::fs::metadata(format!("{region_dir}/netvm-{domain}.{core_pid}.region"))
+            .expect("region file");
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o777),
+            (0, want, 0o660),
+            "region of {domain}"
+        );
+    }
     // A second `up` of the same instance is refused and disturbs nothing.
     let o = run(&[
         "up",
