@@ -120,7 +120,10 @@ impl Domain {
         workers: u32,
         ring_capacity: u32,
     ) -> Result<Self, CoreError> {
-        let path = dir.join(format!("netvm-{name}.{}.region", std::process::id()));
+        // A region left by a dead core for this domain is re-initialised in place (new
+        // generation): NFs still attached to it see the change and re-attach to this core.
+        let path = orphaned_region(dir, name)
+            .unwrap_or_else(|| dir.join(format!("netvm-{name}.{}.region", std::process::id())));
         let params = RegionParams {
             domain_id: u32::from(id),
             domain_name: name.to_owned(),
@@ -246,4 +249,42 @@ impl Domain {
 /// and at most 512; 256 keeps most alloc/free traffic off the shared ring.
 fn pool_cache(n: u32) -> u32 {
     (n * 2 / 3).saturating_sub(1).min(256)
+}
+
+/// The newest `netvm-<domain>.<pid>.region` in `dir` whose core `pid` is dead (a crashed core's
+/// region, possibly still mapped by its NFs), if any.
+fn orphaned_region(dir: &std::path::Path, domain: &str) -> Option<PathBuf> {
+    let prefix = format!("netvm-{domain}.");
+    let me = std::process::id();
+    let mut best: Option<(std::time::SystemTime, PathBuf, u32)> = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|r| r.strip_suffix(".region"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let dead = pid != me
+            && p > 0
+            && unsafe { libc::kill(p, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        let Ok(md) = e.metadata() else { continue };
+        if dead && md.is_file() {
+            let t = md.modified().unwrap_or(std::time::UNIX_EPOCH);
+            if best.as_ref().is_none_or(|(bt, _, _)| t > *bt) {
+                best = Some((t, e.path(), pid));
+            }
+        }
+    }
+    best.map(|(_, path, pid)| {
+        eprintln!("netvm-core: re-initialising {} (its core, pid {pid}, is gone) in place: NFs still attached re-attach", path.display());
+        path
+    })
 }

@@ -1,9 +1,9 @@
-//! Core restart, as it works today: the region file name carries the core's pid, so a restarted
-//! core creates a new file and the old one is unlinked. An NF still mapping the old file can no
-//! longer reach the new core (nothing it writes there matters to anyone); a (re)started NF
-//! attaches to the new region and traffic flows. The in-place re-attach on a generation change
-//! (same path, `Region::create_or_replace`) is covered by netlib-guest's tests; see
-//! docs/threat-model.md for what a stable region path would add.
+//! Core restart. After a clean shutdown the core has removed its region files; a new core makes
+//! new ones and (re)started NFs attach to them. After a crash (SIGKILL) the region files stay;
+//! the next core for the same domain re-initialises the dead core's file in place with a new
+//! generation, and the NFs that are still running see the generation change, drop every stale
+//! descriptor and re-attach to the new core by themselves: traffic flows through the same NF
+//! processes again.
 
 use std::time::Duration;
 
@@ -74,4 +74,69 @@ fn restarted_core_gets_a_fresh_region_and_restarted_nfs_attach() {
     assert_eq!(r2["accounting_ok"], true, "{r2:#}");
     assert_eq!(r2["pools_full"], true, "{r2:#}");
     drop(old_nf);
+}
+
+#[test]
+fn crashed_core_restarts_in_place_and_running_nfs_reattach() {
+    let data = Scratch::new("crash-data");
+    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows {
+        flows: 16,
+        packets_per_flow: 4,
+        ..Default::default()
+    })
+    .into_iter()
+    .map(|p| p.frame)
+    .collect();
+    let input = data.path("in.pcap");
+    write_pcap(&input, &frames);
+    let n = frames.len() as u64;
+    let cfg = json!({
+        "name": "crash",
+        "workers": [{"cpu": worker_cpu()}],
+        "eal": eal_section(),
+        "domains": [{"name": "crashdom", "buffers": 1024}],
+        "ports": [
+            {"name": "in", "device": format!("net_pcap0,rx_pcap={}", input.display()), "domain": "crashdom"},
+            {"name": "out", "device": "net_null0,no-rx=1", "domain": "crashdom"}
+        ],
+        "nfs": [{"name": "f", "service": "fwd", "domain": "crashdom"}],
+        "chains": [{"name": "c", "match": {"in_port": "in"}, "services": ["fwd"], "egress": "out"}]
+    });
+    let mac = ["--dst-mac".to_string(), "02:00:00:00:00:99".into()];
+    let mut core1 = Core::start(cfg.clone(), Scratch::new("crash1"), &[]);
+    core1.spawn_nf("l2fwd", "f", "crashdom", &mac);
+    core1.wait_running();
+    core1.wait_stats(Duration::from_secs(30), |s| {
+        s["transmitted"].as_u64() == Some(n)
+    });
+    let region = core1.region("crashdom");
+    // The core crashes; its NF keeps running and its region file stays.
+    let nf = core1.nfs.pop().expect("nf");
+    core1.core.signal(libc::SIGKILL);
+    core1.core.wait_timeout(Duration::from_secs(10));
+    core1.regions.clear();
+    drop(core1);
+    assert!(region.exists(), "a crashed core's region stays");
+
+    let mut core2 = Core::start(cfg, Scratch::new("crash2"), &[]);
+    core2.nfs.push(nf);
+    assert_eq!(
+        core2.region("crashdom"),
+        region,
+        "the new core re-initialises the dead core's region in place"
+    );
+    // The same NF process re-attaches by itself (the core waits for it before starting ports).
+    core2.wait_running();
+    let st = core2.wait_stats(Duration::from_secs(30), |s| {
+        s["transmitted"].as_u64() == Some(n)
+    });
+    assert_eq!(
+        st["nfs"][0]["pid"].as_u64(),
+        Some(u64::from(core2.nfs[0].pid())),
+        "{st:#}"
+    );
+    let r = core2.shutdown();
+    assert_eq!(r["accounting_ok"], true, "{r:#}");
+    assert_eq!(r["pools_full"], true, "{r:#}");
+    assert!(!region.exists(), "region removed at the clean shutdown");
 }
