@@ -54,6 +54,8 @@ core_run() { # $1 = with NF
     PIDS+=($!)
   fi
   wait $cpid || { cat "$TMP/core.err" >&2; exit 1; }
+  # This runs in a subshell (process substitution): stop the NF here, not in the EXIT trap.
+  if [ "$1" = 1 ]; then kill "${PIDS[-1]}" 2>/dev/null || true; wait "${PIDS[-1]}" 2>/dev/null || true; fi
   python3 - "$TMP/sum.json" <<'PY'
 import json,sys
 s=json.load(open(sys.argv[1]))
