@@ -117,6 +117,14 @@ pub enum NfError {
         /// Core process id from the region header.
         pid: u32,
     },
+    /// The core process exited and removed its region file (a clean shutdown): nothing will
+    /// ever re-attach this NF. (After a crash the file stays, and the NF waits for the next core
+    /// to re-initialise it.)
+    #[error("core process {pid} exited and removed its region file")]
+    CoreExited {
+        /// Core process id from the region header.
+        pid: u32,
+    },
     /// A descriptor from the core does not name a packet inside the buffer area.
     #[error("descriptor from the core is invalid")]
     BadDescriptor(#[from] DescError),

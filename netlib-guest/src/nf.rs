@@ -817,6 +817,17 @@ impl Nf {
         self.att.slot.bump_heartbeat();
         let outcome = self.wait_rings(timeout);
         self.att.slot.bump_heartbeat();
+        // Idle on the host: every 16th sleep (~160 ms), see whether the core is gone for good
+        // (dead and its region file removed). A crashed core leaves the file for the next core,
+        // which re-initialises it: then the NF keeps waiting and re-attaches.
+        if self.cfg.write_pid && self.stats.sleeps % 16 == 0 {
+            if let Source::File(path) = &self.source {
+                let pid = self.att.region.header().core_pid();
+                if pid != 0 && !slot::pid_alive(pid) && !path.exists() {
+                    return Err(NfError::CoreExited { pid });
+                }
+            }
+        }
         match outcome {
             Ok(Wake::Woken) => self.stats.wakeups += 1,
             Ok(Wake::TimedOut) => self.stats.sleep_timeouts += 1,
@@ -899,6 +910,13 @@ impl Nf {
                 match self.idle() {
                     Ok(()) | Err(NfError::Reattached { .. }) => continue,
                     Err(NfError::Stopped) => break,
+                    Err(NfError::CoreExited { pid }) => {
+                        eprintln!(
+                            "{}: netvm-core (pid {pid}) exited and removed its region; stopping",
+                            self.name
+                        );
+                        break;
+                    }
                     Err(e) => return Err(e),
                 }
             }
