@@ -140,3 +140,15 @@ impl Load {
             .collect()
     }
 }
+
+/// `flows` × `per_flow` mixed UDP/TCP frames (netvm-wire's default generator settings).
+pub fn flow_frames(flows: u32, per_flow: u32) -> Vec<Vec<u8>> {
+    generate_mixed_flows(&MixedFlows {
+        flows,
+        packets_per_flow: per_flow,
+        ..Default::default()
+    })
+    .into_iter()
+    .map(|p| p.frame)
+    .collect()
+}

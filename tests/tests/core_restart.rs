@@ -9,20 +9,12 @@ use std::time::Duration;
 
 use netvm_tests::traffic::write_pcap;
 use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
-use netvm_wire::{generate_mixed_flows, MixedFlows};
 use serde_json::json;
 
 #[test]
 fn restarted_core_gets_a_fresh_region_and_restarted_nfs_attach() {
     let data = Scratch::new("restart-data");
-    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows {
-        flows: 16,
-        packets_per_flow: 4,
-        ..Default::default()
-    })
-    .into_iter()
-    .map(|p| p.frame)
-    .collect();
+    let frames: Vec<Vec<u8>> = netvm_tests::traffic::flow_frames(16, 4);
     let input = data.path("in.pcap");
     write_pcap(&input, &frames);
     let cfg = json!({
@@ -79,14 +71,7 @@ fn restarted_core_gets_a_fresh_region_and_restarted_nfs_attach() {
 #[test]
 fn crashed_core_restarts_in_place_and_running_nfs_reattach() {
     let data = Scratch::new("crash-data");
-    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows {
-        flows: 16,
-        packets_per_flow: 4,
-        ..Default::default()
-    })
-    .into_iter()
-    .map(|p| p.frame)
-    .collect();
+    let frames: Vec<Vec<u8>> = netvm_tests::traffic::flow_frames(16, 4);
     let input = data.path("in.pcap");
     write_pcap(&input, &frames);
     let n = frames.len() as u64;

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use netvm_tests::traffic::write_pcap;
 use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
-use netvm_wire::{generate_mixed_flows, MixedFlows};
 use serde_json::{json, Value};
 
 fn nf<'a>(st: &'a Value, name: &str) -> &'a Value {
@@ -57,14 +56,7 @@ fn kill_and_time_reclaim(core: &mut Core, idx: usize, name: &str) -> (Duration, 
 #[test]
 fn sigkill_mid_traffic_reclaims_fails_over_and_restarts() {
     let dir = Scratch::new("crash");
-    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows {
-        flows: 64,
-        packets_per_flow: 4,
-        ..Default::default()
-    })
-    .into_iter()
-    .map(|p| p.frame)
-    .collect();
+    let frames: Vec<Vec<u8>> = netvm_tests::traffic::flow_frames(64, 4);
     let input = dir.path("in.pcap");
     write_pcap(&input, &frames);
     let cfg = json!({

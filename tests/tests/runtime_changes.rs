@@ -6,20 +6,12 @@ use std::time::{Duration, Instant};
 
 use netvm_tests::traffic::{read_pcap, write_pcap};
 use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
-use netvm_wire::{generate_mixed_flows, MixedFlows};
 use serde_json::json;
 
 #[test]
 fn chain_change_and_detach_keep_other_chains_whole() {
     let dir = Scratch::new("rt");
-    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows {
-        flows: 50,
-        packets_per_flow: 10,
-        ..Default::default()
-    })
-    .into_iter()
-    .map(|p| p.frame)
-    .collect();
+    let frames: Vec<Vec<u8>> = netvm_tests::traffic::flow_frames(50, 10);
     let (input, output) = (dir.path("in.pcap"), dir.path("out.pcap"));
     write_pcap(&input, &frames);
     let chain_a =

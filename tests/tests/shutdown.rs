@@ -6,20 +6,12 @@ use std::time::{Duration, Instant};
 
 use netvm_tests::traffic::write_pcap;
 use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
-use netvm_wire::{generate_mixed_flows, MixedFlows};
 use serde_json::json;
 
 #[test]
 fn sigterm_with_an_nf_holding_buffers() {
     let dir = Scratch::new("term");
-    let frames: Vec<Vec<u8>> = generate_mixed_flows(&MixedFlows {
-        flows: 10,
-        packets_per_flow: 10,
-        ..Default::default()
-    })
-    .into_iter()
-    .map(|p| p.frame)
-    .collect();
+    let frames: Vec<Vec<u8>> = netvm_tests::traffic::flow_frames(10, 10);
     let input = dir.path("in.pcap");
     write_pcap(&input, &frames);
     let summary = dir.path("summary.json");
