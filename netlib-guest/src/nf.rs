@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memmap2::MmapMut;
+use memmap2::MmapRaw;
 use netvm_shm::{
-    CheckedBuf, Consumer, Descriptor, Geometry, NfCounter, Producer, Region, RegionError,
-    RingError, Verdict, WaitMode, WaitOutcome,
+    Buffers, CheckedBuf, Consumer, Descriptor, Geometry, NfCounter, Producer, Region, RegionError,
+    RegionKind, RingError, Verdict, WaitMode, WaitOutcome,
 };
 
 use crate::error::NfError;
@@ -165,40 +165,78 @@ impl<F: FnMut(&mut Packet<'_>) -> Verdict> PacketHandler for F {
     }
 }
 
-/// Where the region comes from, so the NF can map it again after a core restart.
-enum Source {
-    /// A file (host: hugetlbfs; guest: the ivshmem BAR's sysfs `resource2`). Re-opened by path,
-    /// since a restarted core may have replaced it.
-    File(PathBuf),
-    /// A mapping made by the caller (owned by this region, or external for `attach_raw`);
-    /// re-validated in place.
-    Mapping(Region),
+/// A mapping the caller made, kept (or promised) alive for the NF's lifetime.
+struct RawMap {
+    base: *mut u8,
+    len: usize,
+    /// Owned mapping (`attach_mapping`); `None` for `attach_raw`, whose caller keeps it.
+    _own: Option<MmapRaw>,
 }
+
+impl RawMap {
+    fn owned(map: MmapRaw) -> Self {
+        Self {
+            base: map.as_mut_ptr(),
+            len: map.len(),
+            _own: Some(map),
+        }
+    }
+}
+
+/// Where the NF's two mappings come from, so the NF can map them again after a core restart:
+/// its **control region** (slot and rings; only this NF and the core map it) and its domain's
+/// region (packet buffers, shared by the domain's NFs).
+enum Source {
+    /// Files (host: hugetlbfs; guest: the ivshmem BARs' sysfs `resource2`). Re-opened by
+    /// path, since a restarted core may have replaced them.
+    Files { region: PathBuf, control: PathBuf },
+    /// Mappings made by the caller; re-validated in place.
+    Mappings { control: RawMap, buffers: RawMap },
+}
+
+// SAFETY: the raw pointers of `Mappings` name process-wide mappings (owned here, or kept alive
+// by the caller of `Nf::attach_raw`) that are only accessed through netvm-shm's handles.
+unsafe impl Send for Source {}
 
 impl Source {
     fn label(&self) -> String {
         match self {
-            Source::File(p) => p.display().to_string(),
-            Source::Mapping(_) => "<mapping>".to_owned(),
+            Source::Files { region, .. } => region.display().to_string(),
+            Source::Mappings { .. } => "<mapping>".to_owned(),
         }
     }
 
-    fn map(&self) -> Result<Region, RegionError> {
-        match self {
-            Source::File(p) => Region::attach_file(p),
-            Source::Mapping(keeper) => {
-                // SAFETY: `keeper` keeps the mapping alive (it owns it, or the caller of
-                // `Nf::attach_raw` promised it lives as long as the NF) and the `Nf` drops every
-                // region made here before `keeper` (field order). Nothing in this process holds
-                // Rust references into it except `Packet`s, which borrow the `Nf`.
-                unsafe { Region::attach_raw(keeper.as_ptr().as_ptr(), keeper.mapping_len()) }
+    fn map(&self) -> Result<(Region, Buffers), RegionError> {
+        let ctl = match self {
+            Source::Files { control, .. } => Region::attach_file(control)?,
+            Source::Mappings { control, .. } => {
+                // SAFETY: `control` is kept alive by this `Source` (owned) or by the caller of
+                // `Nf::attach_raw`, and the `Nf` drops every handle made here before the
+                // source (field order). Nothing holds Rust references into it.
+                unsafe { Region::attach_raw(control.base, control.len) }?
             }
+        };
+        // Only a control region: a combined or domain region would let this NF find another
+        // NF's slot (or none at all).
+        if !matches!(ctl.geometry().kind(), RegionKind::Control { .. }) {
+            return Err(RegionError::BadValue {
+                what: "kind (expected an NF control region)",
+                found: u64::from(ctl.geometry().kind().as_raw()),
+            });
         }
+        let bufs = match self {
+            Source::Files { region, .. } => Buffers::attach_file(region, ctl.geometry())?,
+            // SAFETY: as for the control mapping above.
+            Source::Mappings { buffers, .. } => unsafe {
+                Buffers::attach_raw(buffers.base, buffers.len, ctl.geometry())
+            }?,
+        };
+        Ok((ctl, bufs))
     }
 }
 
-/// Everything tied to one generation of the region. Fields drop in order: rings, then the
-/// slot, then the region.
+/// Everything tied to one generation of the control region. Fields drop in order: rings, then
+/// the slot, then the mappings.
 struct Attachment {
     rx: Vec<Consumer>,
     rx_ids: Vec<u32>,
@@ -206,7 +244,8 @@ struct Attachment {
     tx_id: u32,
     doorbells: Option<Doorbells>,
     slot: SlotHandle,
-    region: Region,
+    ctl: Region,
+    bufs: Buffers,
     generation: u64,
 }
 
@@ -268,7 +307,24 @@ fn attach_once(source: &Source, name: &str, cfg: &NfConfig) -> Result<Attachment
         region: label.clone(),
         source,
     };
-    let region = source.map().map_err(region_err)?;
+    let (region, bufs) = source.map().map_err(|e| match (&e, source) {
+        // No control region for this name: the core reserved no NF called so (yet).
+        (
+            RegionError::Io {
+                op: "open",
+                source: io,
+                path,
+            },
+            Source::Files { control, region },
+        ) if io.kind() == std::io::ErrorKind::NotFound && path == control && region.exists() =>
+        {
+            NfError::NoSuchNf {
+                name: name.to_owned(),
+                region: label.clone(),
+            }
+        }
+        _ => region_err(e),
+    })?;
     let who = Claimant {
         pid: if cfg.write_pid { std::process::id() } else { 0 },
         // A live NF bumps its heartbeat at least every sleep timeout; allow for scheduling
@@ -289,7 +345,8 @@ fn attach_once(source: &Source, name: &str, cfg: &NfConfig) -> Result<Attachment
             doorbells,
             generation: region.generation(),
             slot,
-            region,
+            ctl: region,
+            bufs,
         }),
         Err(e) => {
             // Give the slot back so that a corrected retry can attach.
@@ -400,48 +457,86 @@ fn attach_until(
 }
 
 impl Nf {
-    /// Attaches to the region file at `path` as NF `name`, with [`NfConfig::host`].
+    /// Attaches as NF `name` to the domain region file at `path` and the NF's control region
+    /// next to it ([`netvm_shm::control_path`]), with [`NfConfig::host`].
     pub fn attach_file(path: &Path, name: &str) -> Result<Nf, NfError> {
         Self::attach_file_with(path, name, NfConfig::host())
     }
 
-    /// Attaches to the region file at `path` as NF `name`.
-    ///
-    /// The file may also be a guest's ivshmem BAR (`/sys/bus/pci/devices/…/resource2`, after
-    /// writing `1` to `enable`), with [`NfConfig::guest`].
+    /// Attaches as NF `name` to the domain region file at `path` and the NF's control region
+    /// next to it ([`netvm_shm::control_path`]).
     pub fn attach_file_with(path: &Path, name: &str, cfg: NfConfig) -> Result<Nf, NfError> {
-        Self::attach_source(Source::File(path.to_path_buf()), name, cfg)
+        Self::attach_files(path, &netvm_shm::control_path(path, name), name, cfg)
     }
 
-    /// Attaches to a region in a mapping the caller made (e.g. a memmap2 mapping of a BAR) and
-    /// takes ownership of the mapping.
-    pub fn attach_mapping(map: MmapMut, name: &str, cfg: NfConfig) -> Result<Nf, NfError> {
-        let keeper = Region::attach_mmap(map).map_err(|source| NfError::Region {
-            region: "<mapping>".into(),
-            source,
-        })?;
-        Self::attach_source(Source::Mapping(keeper), name, cfg)
-    }
-
-    /// Attaches to a region at `base .. base + len`, any mapping the caller manages.
-    ///
-    /// # Safety
-    /// `base .. base + len` must be readable and writable memory that stays mapped, and that
-    /// nothing else in this process accesses through Rust references, for as long as the
-    /// returned `Nf` exists (as for netvm-shm's `Region::attach_raw`).
-    pub unsafe fn attach_raw(
-        base: *mut u8,
-        len: usize,
+    /// Attaches as NF `name` to the domain region file `region` and the control region file
+    /// `control`. Either may be a guest's ivshmem BAR (`/sys/bus/pci/devices/…/resource2`,
+    /// after writing `1` to `enable`), with [`NfConfig::guest`].
+    pub fn attach_files(
+        region: &Path,
+        control: &Path,
         name: &str,
         cfg: NfConfig,
     ) -> Result<Nf, NfError> {
-        // SAFETY: forwarded from this function's contract; the region lives inside the `Nf`.
-        let keeper =
-            unsafe { Region::attach_raw(base, len) }.map_err(|source| NfError::Region {
-                region: "<mapping>".into(),
-                source,
-            })?;
-        Self::attach_source(Source::Mapping(keeper), name, cfg)
+        Self::attach_source(
+            Source::Files {
+                region: region.to_path_buf(),
+                control: control.to_path_buf(),
+            },
+            name,
+            cfg,
+        )
+    }
+
+    /// Attaches to a control region and a domain region in mappings the caller made (e.g.
+    /// memmap2 mappings of two BARs) and takes ownership of both.
+    pub fn attach_mapping(
+        control: MmapRaw,
+        buffers: MmapRaw,
+        name: &str,
+        cfg: NfConfig,
+    ) -> Result<Nf, NfError> {
+        Self::attach_source(
+            Source::Mappings {
+                control: RawMap::owned(control),
+                buffers: RawMap::owned(buffers),
+            },
+            name,
+            cfg,
+        )
+    }
+
+    /// Attaches to a control region at `ctl_base .. ctl_base + ctl_len` and a domain region at
+    /// `buf_base .. buf_base + buf_len`, mappings the caller manages.
+    ///
+    /// # Safety
+    /// Both ranges must be readable and writable memory that stays mapped, and that nothing
+    /// else in this process accesses through Rust references, for as long as the returned `Nf`
+    /// exists (as for netvm-shm's `Region::attach_raw`).
+    pub unsafe fn attach_raw(
+        ctl_base: *mut u8,
+        ctl_len: usize,
+        buf_base: *mut u8,
+        buf_len: usize,
+        name: &str,
+        cfg: NfConfig,
+    ) -> Result<Nf, NfError> {
+        Self::attach_source(
+            Source::Mappings {
+                control: RawMap {
+                    base: ctl_base,
+                    len: ctl_len,
+                    _own: None,
+                },
+                buffers: RawMap {
+                    base: buf_base,
+                    len: buf_len,
+                    _own: None,
+                },
+            },
+            name,
+            cfg,
+        )
     }
 
     fn attach_source(source: Source, name: &str, cfg: NfConfig) -> Result<Nf, NfError> {
@@ -489,7 +584,7 @@ impl Nf {
     #[must_use]
     pub fn service_id(&self) -> u32 {
         self.att
-            .region
+            .ctl
             .slot(self.slot())
             .map_or(0, |s| s.service_id())
     }
@@ -498,7 +593,7 @@ impl Nf {
     #[must_use]
     pub fn instance(&self) -> u32 {
         self.att
-            .region
+            .ctl
             .slot(self.slot())
             .map_or(0, |s| s.instance())
     }
@@ -509,16 +604,24 @@ impl Nf {
         self.att.generation
     }
 
-    /// Validated geometry of the region.
+    /// Validated geometry of the NF's control region (its `buf_*` values describe the
+    /// domain's packet buffers).
     #[must_use]
     pub fn geometry(&self) -> &Geometry {
-        self.att.region.geometry()
+        self.att.ctl.geometry()
     }
 
-    /// The mapped region (for tools; packet access goes through [`packet`](Self::packet)).
+    /// The NF's control region (for tools).
     #[must_use]
-    pub fn region(&self) -> &Region {
-        &self.att.region
+    pub fn control(&self) -> &Region {
+        &self.att.ctl
+    }
+
+    /// The domain's packet buffers (for tools; packet access goes through
+    /// [`packet`](Self::packet)).
+    #[must_use]
+    pub fn buffers(&self) -> &Buffers {
+        &self.att.bufs
     }
 
     /// Ring ids of the RX rings (one per core worker) and of the TX ring.
@@ -570,7 +673,7 @@ impl Nf {
 
     #[inline]
     fn restarted(&self) -> bool {
-        self.att.region.header().generation() != self.att.generation
+        self.att.ctl.header().generation() != self.att.generation
     }
 
     /// Forgets everything tied to the old generation and re-attaches. Returns the error to
@@ -675,31 +778,31 @@ impl Nf {
     /// the core is [`NfError::BadDescriptor`] (return it with DROP), never an access outside
     /// the buffer area. Borrowing the `Nf` mutably makes this the only packet view alive.
     pub fn packet<'a>(&'a mut self, desc: &'a mut Descriptor) -> Result<Packet<'a>, NfError> {
-        let b = CheckedBuf::try_from_raw(desc, self.att.region.geometry())?;
+        let b = CheckedBuf::try_from_raw(desc, self.att.bufs.geometry())?;
         // SAFETY: `b.buf_idx() < buf_count` (checked). Exclusivity: this NF holds the buffer
         // (the core hands a buffer to one NF at a time and does not touch it until it comes
         // back; the caller passes a descriptor it received and has not returned), and the
         // `&'a mut self` borrow means no other `Packet`, hence no other reference to packet
         // bytes made by this `Nf`, exists for `'a`. Bytes written by a misbehaving peer are
         // untrusted input, which `Packet` documents.
-        let buf = unsafe { self.att.region.buffer_slice_mut(b.buf_idx()) }.ok_or(
+        let buf = unsafe { self.att.bufs.buffer_slice_mut(b.buf_idx()) }.ok_or(
             netvm_shm::DescError::BadIndex {
                 buf_idx: b.buf_idx(),
-                buf_count: self.att.region.geometry().buf_count(),
+                buf_count: self.att.bufs.geometry().buf_count(),
             },
         )?;
         Packet::new(buf, desc).ok_or(NfError::BadDescriptor(netvm_shm::DescError::BadBounds {
             data_off: b.data_off(),
             data_len: b.data_len(),
-            buf_size: self.att.region.geometry().buf_size(),
+            buf_size: self.att.bufs.geometry().buf_size(),
         }))
     }
 
     /// Start of buffer `idx` and its size (for the C API, which hands out raw pointers).
     pub(crate) fn buffer_ptr(&self, idx: u32) -> Option<(core::ptr::NonNull<u8>, usize)> {
-        let g = self.att.region.geometry();
+        let g = self.att.bufs.geometry();
         self.att
-            .region
+            .bufs
             .buffer(idx)
             .map(|p| (p, g.buf_size() as usize))
     }
@@ -782,7 +885,7 @@ impl Nf {
                     return Err(self.handle_restart());
                 }
                 if self.cfg.write_pid {
-                    let pid = self.att.region.header().core_pid();
+                    let pid = self.att.ctl.header().core_pid();
                     if !slot::pid_alive(pid) {
                         return Err(NfError::CoreGone { pid });
                     }
@@ -821,9 +924,9 @@ impl Nf {
         // (dead and its region file removed). A crashed core leaves the file for the next core,
         // which re-initialises it: then the NF keeps waiting and re-attaches.
         if self.cfg.write_pid && self.stats.sleeps % 16 == 0 {
-            if let Source::File(path) = &self.source {
-                let pid = self.att.region.header().core_pid();
-                if pid != 0 && !slot::pid_alive(pid) && !path.exists() {
+            if let Source::Files { control, .. } = &self.source {
+                let pid = self.att.ctl.header().core_pid();
+                if pid != 0 && !slot::pid_alive(pid) && !control.exists() {
                     return Err(NfError::CoreExited { pid });
                 }
             }

@@ -23,10 +23,15 @@ pub enum WaitKind {
 pub struct NfOptions {
     /// Region file of the NF's trust domain (/dev/hugepages/netvm-DOMAIN.COREPID.region),
     /// or, in a guest, the ivshmem BAR file (/sys/bus/pci/devices/BDF/resource2). Without
-    /// it, in a netvm guest (`netvm.nf=` on the kernel command line), the ivshmem device is
-    /// found in sysfs and its BAR2 used, in guest mode.
+    /// it, in a netvm guest (`netvm.nf=` on the kernel command line), the ivshmem devices are
+    /// found in sysfs (`netvm.bar=` and `netvm.ctl=` name them) and their BAR2s used, in
+    /// guest mode.
     #[arg(long, env = "NETVM_REGION", value_name = "PATH")]
     pub region: Option<PathBuf>,
+    /// The NF's own control region file (its slot and rings) [default: next to --region,
+    /// netvm-DOMAIN.COREPID.NF.ctl].
+    #[arg(long, env = "NETVM_CONTROL", value_name = "PATH")]
+    pub control: Option<PathBuf>,
     /// NF name: the core reserved a slot under this name [default in a guest: `netvm.nf`
     /// from the kernel command line].
     #[arg(long = "nf", env = "NETVM_NF", value_name = "NAME")]
@@ -96,21 +101,37 @@ impl NfOptions {
         cfg
     }
 
-    /// Where to attach: (region path, NF name, whether it is a guest). With `--region`, as
-    /// given; without it, the ivshmem BAR found by [`pci::discover`] (guest mode), named by
-    /// `--nf` or else `netvm.nf`.
-    pub fn resolve(&self) -> Result<(PathBuf, String, bool), NfError> {
+    /// Where to attach: (domain region path, control region path, NF name, whether it is a
+    /// guest). With `--region`, as given (the control region next to it unless `--control`
+    /// says otherwise); without it, the ivshmem BARs found by [`pci::discover`] (guest mode),
+    /// named by `--nf` or else `netvm.nf`.
+    ///
+    /// [`pci::discover`]: crate::pci::discover
+    pub fn resolve(&self) -> Result<(PathBuf, PathBuf, String, bool), NfError> {
+        let with_control = |r: &PathBuf, n: String| {
+            let c = self
+                .control
+                .clone()
+                .unwrap_or_else(|| netvm_shm::control_path(r, &n));
+            (r.clone(), c, n)
+        };
         match (&self.region, &self.nf) {
-            (Some(r), Some(n)) => Ok((r.clone(), n.clone(), self.guest)),
+            (Some(r), Some(n)) => {
+                let (r, c, n) = with_control(r, n.clone());
+                Ok((r, c, n, self.guest))
+            }
             (None, _) => match crate::pci::discover() {
                 Some(found) => {
-                    let (name, bar) = found?;
-                    Ok((bar, self.nf.clone().unwrap_or(name), true))
+                    let (name, bar, ctl) = found?;
+                    Ok((bar, ctl, self.nf.clone().unwrap_or(name), true))
                 }
                 None => Err(NfError::NoRegion),
             },
             (Some(r), None) => match crate::pci::kernel_param("nf") {
-                Some(n) => Ok((r.clone(), n, self.guest)),
+                Some(n) => {
+                    let (r, c, n) = with_control(r, n);
+                    Ok((r, c, n, self.guest))
+                }
                 None => Err(NfError::NoRegion),
             },
         }
@@ -118,8 +139,8 @@ impl NfOptions {
 
     /// Attaches as described (see [`resolve`](Self::resolve)).
     pub fn attach(&self) -> Result<Nf, NfError> {
-        let (region, name, guest) = self.resolve()?;
-        Nf::attach_file_with(&region, &name, self.config_for(guest))
+        let (region, control, name, guest) = self.resolve()?;
+        Nf::attach_files(&region, &control, &name, self.config_for(guest))
     }
 }
 
@@ -144,8 +165,24 @@ mod tests {
         assert_eq!(o.nf.as_deref(), Some("fw1"));
         assert_eq!(
             o.resolve().unwrap(),
-            (PathBuf::from("/r"), "fw1".to_string(), false)
+            (
+                PathBuf::from("/r"),
+                PathBuf::from("/r.fw1.ctl"),
+                "fw1".to_string(),
+                false
+            )
         );
+        let o2 = NfOptions::try_from_args([
+            "x",
+            "--region",
+            "/d/netvm-edge.7.region",
+            "--nf",
+            "fw1",
+        ])
+        .unwrap();
+        assert_eq!(o2.resolve().unwrap().1, PathBuf::from("/d/netvm-edge.7.fw1.ctl"));
+        let o3 = NfOptions::try_from_args(["x", "--region=/r", "--control=/c", "--nf=a"]).unwrap();
+        assert_eq!(o3.resolve().unwrap().1, PathBuf::from("/c"));
         assert_eq!(o.wait, Some(WaitKind::Poll));
         assert_eq!(o.attach_wait, Duration::ZERO);
         assert_eq!(o.reattach_timeout, Duration::from_secs(60));

@@ -142,12 +142,43 @@ pub fn find_region_bar(devices: &Path, want: Option<&str>) -> Result<PathBuf, Nf
     Ok(bar)
 }
 
-/// In a guest: the NF name (`netvm.nf`) and BAR path (`netvm.bar` picks among several
-/// devices), or `None` when the kernel command line names no NF (not a netvm guest).
-pub fn discover() -> Option<Result<(String, PathBuf), NfError>> {
+/// In a guest: the NF name (`netvm.nf`), the domain region's BAR (`netvm.bar`) and the NF's
+/// control region's BAR (`netvm.ctl`), or `None` when the kernel command line names no NF (not
+/// a netvm guest). The manager gives each netvm guest exactly these two ivshmem devices and
+/// names both on the command line.
+pub fn discover() -> Option<Result<(String, PathBuf, PathBuf), NfError>> {
     let nf = kernel_param("nf")?;
-    let want = kernel_param("bar");
-    Some(find_region_bar(Path::new(SYSFS_PCI_DEVICES), want.as_deref()).map(|b| (nf, b)))
+    let bar = kernel_param("bar");
+    let ctl = kernel_param("ctl");
+    Some(discover_in(Path::new(SYSFS_PCI_DEVICES), bar.as_deref(), ctl.as_deref()).map(
+        |(b, c)| (nf, b, c),
+    ))
+}
+
+/// The domain region's and the control region's BARs under `devices`.
+pub fn discover_in(
+    devices: &Path,
+    bar: Option<&str>,
+    ctl: Option<&str>,
+) -> Result<(PathBuf, PathBuf), NfError> {
+    let Some(ctl) = ctl else {
+        return Err(NfError::Discovery {
+            what: "no netvm.ctl=BDF on the kernel command line: which ivshmem device holds this \
+                   NF's control region?"
+                .into(),
+            source: None,
+        });
+    };
+    let bar = bar.ok_or_else(|| NfError::Discovery {
+        what: "no netvm.bar=BDF on the kernel command line: which ivshmem device holds the \
+               domain region?"
+            .into(),
+        source: None,
+    })?;
+    Ok((
+        find_region_bar(devices, Some(bar))?,
+        find_region_bar(devices, Some(ctl))?,
+    ))
 }
 
 #[cfg(test)]

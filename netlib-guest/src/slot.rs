@@ -1,77 +1,42 @@
 //! The NF side of an NF slot: finding it by name, claiming it, and the words the NF writes.
 //!
-//! netvm-shm's `SlotRef::attach` only claims a RESERVED slot and writes the pid and generation
-//! after publishing ATTACHED. The NF contract also re-attaches DETACHED slots, takes over slots
-//! left ATTACHED by a dead process, and publishes ATTACHED only after the pid and generation
-//! are written. Until netvm-shm grows that API, [`SlotHandle`] reaches the NF-written words
-//! itself, with the same discipline as netvm-shm: the slot is located through the validated
-//! geometry, and every field is accessed only as an atomic through `addr_of!`, never through a
-//! reference to the slot.
+//! The slot lives in the NF's own control region (only this NF and the core map it). Every
+//! access goes through netvm-shm's typed [`SlotRef`](netvm_shm::SlotRef) (atomics reached with
+//! `addr_of!`, never a reference to the slot); this module adds the NF contract on top:
+//! re-attaching DETACHED slots, taking over slots left ATTACHED by a dead process, and
+//! publishing ATTACHED only after the pid and generation are written.
 
-use core::ptr::{addr_of, NonNull};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use netvm_shm::layout::slot_state;
-use netvm_shm::{NfCounter, NfSlot, Region};
+use netvm_shm::{NfCounter, Region, SlotRef};
 
 use crate::error::NfError;
 
 /// Longest NF name (the slot's name field is 32 bytes, NUL padded).
 pub const MAX_NAME_LEN: usize = 31;
 
-/// The NF-side handle to one slot: valid for as long as the region it holds is mapped.
+/// The NF-side handle to one slot: a region handle (which keeps the mapping alive) and a slot
+/// index checked against the region's validated geometry.
 pub(crate) struct SlotHandle {
-    slot: NonNull<NfSlot>,
+    region: Region,
     index: u32,
-    /// Keeps the mapping alive.
-    _region: Region,
-}
-
-// SAFETY: `slot` points into the process-wide mapping that `_region` keeps alive, and every
-// access below is an atomic operation on a field reached with `addr_of!`, valid from any thread.
-unsafe impl Send for SlotHandle {}
-
-macro_rules! word {
-    ($name:ident, $field:ident, $ty:ty) => {
-        #[inline(always)]
-        fn $name(&self) -> &$ty {
-            // SAFETY: `slot` is a 64-aligned NfSlot inside the live mapping (constructed in
-            // `new` from the validated geometry); the field is borrowed only as an atomic, and
-            // any bit pattern is a valid atomic integer.
-            unsafe { &*addr_of!((*self.slot.as_ptr()).$field) }
-        }
-    };
 }
 
 impl SlotHandle {
     /// The handle of slot `index`, or `None` if it is out of range.
     pub(crate) fn new(region: &Region, index: u32) -> Option<Self> {
-        let g = region.geometry();
-        if index >= g.slot_count() {
-            return None;
-        }
-        let off = g.slot_table_offset() + index as usize * g.slot_size();
-        // SAFETY: netvm-shm validated at attach that the slot table (`slot_count * slot_size`
-        // bytes at `slot_table_offset`, 64-aligned) lies inside the mapping; `index <
-        // slot_count`, so the slot is inside it too.
-        let p = unsafe { region.as_ptr().as_ptr().add(off) }.cast::<NfSlot>();
+        region.slot(index).ok()?;
         Some(Self {
-            slot: NonNull::new(p)?,
+            region: region.clone(),
             index,
-            _region: region.clone(),
         })
     }
 
-    word!(state_w, state, AtomicU32);
-    word!(pid_w, nf_pid, AtomicU32);
-    word!(gen_w, attach_generation, AtomicU64);
-    word!(heartbeat_w, heartbeat, AtomicU64);
-
     #[inline(always)]
-    fn counter_w(&self, c: NfCounter) -> &AtomicU64 {
-        // SAFETY: as in `word!`; `as_index() < NF_COUNTER_COUNT`, the array length.
-        unsafe { &*addr_of!((*self.slot.as_ptr()).counters[c.as_index()]) }
+    fn with<R>(&self, f: impl FnOnce(&SlotRef<'_>) -> R) -> Option<R> {
+        // `index` was checked against this region's geometry in `new`, so this is `Some`.
+        self.region.slot(self.index).ok().map(|s| f(&s))
     }
 
     pub(crate) fn index(&self) -> u32 {
@@ -80,94 +45,48 @@ impl SlotHandle {
 
     /// State word (Acquire: pairs with the Release of whoever stored it).
     pub(crate) fn state(&self) -> u32 {
-        self.state_w().load(Ordering::Acquire)
+        self.with(|s| s.state_raw()).unwrap_or(u32::MAX)
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.pid_w().load(Ordering::Relaxed)
+        self.with(|s| s.nf_pid()).unwrap_or(0)
     }
 
     pub(crate) fn heartbeat(&self) -> u64 {
-        self.heartbeat_w().load(Ordering::Relaxed)
+        self.with(|s| s.heartbeat()).unwrap_or(0)
     }
 
-    /// Adds one to the heartbeat. The NF is the only writer, so a relaxed load and store (no
-    /// locked read-modify-write) suffice.
+    /// Adds one to the heartbeat (single writer: no locked read-modify-write).
     #[inline]
     pub(crate) fn bump_heartbeat(&self) {
-        let w = self.heartbeat_w();
-        w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        self.with(|s| s.bump_heartbeat());
     }
 
-    /// Adds `n` to an NF-written counter (single writer: relaxed load and store).
+    /// Adds `n` to an NF-written counter.
     #[inline]
     pub(crate) fn add(&self, c: NfCounter, n: u64) {
         if n != 0 {
-            let w = self.counter_w(c);
-            w.store(w.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            self.with(|s| s.add_counter(c, n));
         }
     }
 
-    /// Writes pid and generation, then moves the state from `from` to ATTACHED (AcqRel: the
-    /// Release publishes pid and generation to the core's Acquire load of the state, as the NF
-    /// contract requires; the Acquire pairs with the core's Release in `reserve`). Returns the
-    /// state found if it was not `from`.
     fn publish_attached(&self, from: u32, pid: u32, generation: u64) -> Result<(), u32> {
-        self.pid_w().store(pid, Ordering::Relaxed);
-        self.gen_w().store(generation, Ordering::Relaxed);
-        self.state_w()
-            .compare_exchange(
-                from,
-                slot_state::ATTACHED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map(|_| ())
+        self.with(|s| s.claim(from, pid, generation))
+            .unwrap_or(Err(u32::MAX))
     }
 
-    /// Takes over a slot left ATTACHED by dead process `dead_pid`: claims the pid word first
-    /// (so two NFs racing for the same dead slot cannot both win), then writes the generation
-    /// and re-publishes ATTACHED with Release.
     fn take_over(&self, dead_pid: u32, pid: u32, generation: u64) -> Result<(), u32> {
-        if dead_pid != 0 {
-            self.pid_w()
-                .compare_exchange(dead_pid, pid, Ordering::AcqRel, Ordering::Acquire)
-                .map_err(|_| slot_state::ATTACHED)?;
-        } else {
-            self.pid_w().store(pid, Ordering::Relaxed);
-        }
-        self.gen_w().store(generation, Ordering::Relaxed);
-        self.state_w()
-            .compare_exchange(
-                slot_state::ATTACHED,
-                slot_state::ATTACHED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map(|_| ())
+        self.with(|s| s.take_over(dead_pid, pid, generation))
+            .unwrap_or(Err(u32::MAX))
     }
 
-    /// Undoes a claim made under a generation that turned out to be stale: ATTACHED back to
-    /// `prev` (only if still ATTACHED).
     fn unclaim(&self, prev: u32) {
-        let _ = self.state_w().compare_exchange(
-            slot_state::ATTACHED,
-            prev,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        self.with(|s| s.unclaim(prev));
     }
 
     /// ATTACHED → DETACHED (Release: our last counter stores are visible to the core).
     pub(crate) fn detach(&self) -> bool {
-        self.state_w()
-            .compare_exchange(
-                slot_state::ATTACHED,
-                slot_state::DETACHED,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        self.with(|s| s.detach().is_ok()).unwrap_or(false)
     }
 }
 

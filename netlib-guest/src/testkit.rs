@@ -1,6 +1,7 @@
 //! A minimal stand-in for the core, for tests of NFs (this crate's, the NF binaries', C NFs').
 //!
-//! [`FakeCore`] creates a region file with netvm-shm, reserves slots, writes packets into
+//! [`FakeCore`] creates a domain region file with netvm-shm and, per reserved NF, a control
+//! region next to it (as the core does), writes packets into
 //! buffers, enqueues their descriptors on an NF's RX rings (ringing the doorbell, as the core
 //! does), and collects what comes back on the NF's TX ring. It plays the trusted side only as
 //! far as tests need: no ownership table, no validation policy beyond netvm-shm's.
@@ -11,15 +12,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use netvm_shm::{
-    CheckedBuf, Consumer, Descriptor, NfCounter, Producer, Region, RegionError, RegionParams,
-    RingError, SlotState,
+    control_path, Buffers, CheckedBuf, Consumer, Descriptor, NfCounter, Producer, Region,
+    RegionError, RegionKind, RegionLayout, RegionParams, RingError, SlotState,
 };
 
-/// Region parameters for tests: 4 slots, `rx_rings` RX rings per slot, 256-entry rings, 512
-/// buffers of 2176 bytes (128 headroom + 2048 data).
+/// Region parameters for tests: a domain region of 512 buffers of 2176 bytes (128 headroom +
+/// 2048 data); the fake core gives each NF (up to 4) `rx_rings` RX rings of 256 entries.
 #[must_use]
 pub fn params(rx_rings: u32) -> RegionParams {
     RegionParams {
+        kind: RegionKind::Domain,
         domain_id: 1,
         domain_name: "test".into(),
         slot_count: 4,
@@ -53,14 +55,18 @@ pub fn temp_region_path(tag: &str) -> PathBuf {
 struct FakeSlot {
     name: String,
     service_id: u32,
+    ctl: Region,
+    ctl_path: PathBuf,
     rx: Vec<Producer>,
     tx: Consumer,
 }
 
-/// The core's side of a region, for tests. Removes the region file when dropped.
+/// The core's side of a domain region and its NFs' control regions, for tests. Removes the
+/// files when dropped.
 pub struct FakeCore {
     slots: Vec<Option<FakeSlot>>,
     region: Region,
+    bufs: Buffers,
     path: PathBuf,
     params: RegionParams,
 }
@@ -73,13 +79,24 @@ impl core::fmt::Debug for FakeCore {
     }
 }
 
+fn no_buffers() -> RegionError {
+    RegionError::BadValue {
+        what: "kind (a domain region holds the buffers)",
+        found: 0,
+    }
+}
+
 impl FakeCore {
-    /// Creates a region at `path` (which must not exist).
+    /// Creates a domain region at `path` (which must not exist). `params.slot_count` is how
+    /// many NFs it can reserve (each gets its own control region); `params.rx_rings_per_slot`
+    /// and `params.ring_capacity` size their rings.
     pub fn create(path: &Path, params: RegionParams) -> Result<Self, RegionError> {
         let region = Region::create(path, &params)?;
+        let bufs = region.buffers().ok_or_else(no_buffers)?;
         Ok(Self {
             slots: (0..params.slot_count).map(|_| None).collect(),
             region,
+            bufs,
             path: path.to_path_buf(),
             params,
         })
@@ -90,49 +107,78 @@ impl FakeCore {
         Self::create(&temp_region_path(tag), params(rx_rings))
     }
 
-    /// The region file.
+    /// The domain region file.
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The core's mapping.
+    /// The core's mapping of the domain region.
     #[must_use]
     pub fn region(&self) -> &Region {
         &self.region
     }
 
-    /// Reserves slot `slot` for NF `name`: resets its rings, opens the core's ring handles,
-    /// then publishes RESERVED.
+    /// The control region of the NF reserved as `slot`.
+    ///
+    /// # Panics
+    /// If `slot` was never reserved (a test bug).
+    #[must_use]
+    pub fn control(&self, slot: u32) -> &Region {
+        &self.slots[slot as usize]
+            .as_ref()
+            .expect("slot reserved by this FakeCore")
+            .ctl
+    }
+
+    /// The control region file of the NF reserved as `slot`.
+    ///
+    /// # Panics
+    /// If `slot` was never reserved (a test bug).
+    #[must_use]
+    pub fn control_path(&self, slot: u32) -> &Path {
+        &self.slots[slot as usize]
+            .as_ref()
+            .expect("slot reserved by this FakeCore")
+            .ctl_path
+    }
+
+    /// Reserves NF number `slot` as `name`: creates (or re-initialises) its control region,
+    /// opens the core's ring handles, then publishes RESERVED.
     pub fn reserve(&mut self, slot: u32, name: &str, service_id: u32) -> Result<(), RegionError> {
-        self.slots[slot as usize] = None;
-        let g = *self.region.geometry();
-        let rings = g.slot_rings(slot).ok_or(RegionError::IndexOutOfRange {
+        let old = self.slots[slot as usize].take();
+        let ctl_path = control_path(&self.path, name);
+        let params = RegionLayout::control_params(
+            self.region.geometry(),
+            self.params.rx_rings_per_slot,
+            self.params.ring_capacity,
+        );
+        drop(old);
+        let ctl = Region::create_or_replace(&ctl_path, &params)?;
+        let rings = ctl.geometry().slot_rings(0).ok_or(RegionError::IndexOutOfRange {
             what: "slot",
-            index: u64::from(slot),
-            count: u64::from(g.slot_count()),
+            index: 0,
+            count: 0,
         })?;
-        for r in rings.rx_range() {
-            self.region.reset_ring(r, 0)?;
-        }
-        self.region.reset_ring(rings.tx, 0)?;
         let rx = rings
             .rx_range()
-            .map(|r| self.region.producer(r))
+            .map(|r| ctl.producer(r))
             .collect::<Result<Vec<_>, _>>()?;
-        let tx = self.region.consumer(rings.tx)?;
-        self.region.slot(slot)?.reserve(name, service_id, 0)?;
+        let tx = ctl.consumer(rings.tx)?;
+        ctl.slot(0)?.reserve(name, service_id, 0)?;
         self.slots[slot as usize] = Some(FakeSlot {
             name: name.to_owned(),
             service_id,
+            ctl,
+            ctl_path,
             rx,
             tx,
         });
         Ok(())
     }
 
-    /// Re-initialises the region in place, as a restarted core does (new generation, every
-    /// slot FREE), then reserves again every slot that was reserved.
+    /// Re-initialises the regions in place, as a restarted core does (new generations), then
+    /// reserves again every NF that was reserved.
     pub fn restart(&mut self) -> Result<(), RegionError> {
         let again: Vec<(u32, String, u32)> = self
             .slots
@@ -142,34 +188,42 @@ impl FakeCore {
             .collect();
         self.slots.iter_mut().for_each(|s| *s = None);
         self.region = Region::create_or_replace(&self.path, &self.params)?;
+        self.bufs = self.region.buffers().ok_or_else(no_buffers)?;
         for (slot, name, service) in again {
             self.reserve(slot, &name, service)?;
         }
         Ok(())
     }
 
-    /// Generation of the region now.
+    /// Generation of the control region of NF `slot` now (0 if not reserved).
     #[must_use]
-    pub fn generation(&self) -> u64 {
-        self.region.header().generation()
+    pub fn generation(&self, slot: u32) -> u64 {
+        self.slots[slot as usize]
+            .as_ref()
+            .map_or(0, |s| s.ctl.header().generation())
     }
 
-    /// State of slot `slot`.
+    fn with_slot<R>(&self, slot: u32, f: impl FnOnce(&netvm_shm::SlotRef<'_>) -> R) -> Option<R> {
+        let s = self.slots.get(slot as usize)?.as_ref()?;
+        s.ctl.slot(0).ok().map(|r| f(&r))
+    }
+
+    /// State of NF `slot`'s slot.
     #[must_use]
     pub fn slot_state(&self, slot: u32) -> Option<SlotState> {
-        self.region.slot(slot).ok().and_then(|s| s.state())
+        self.with_slot(slot, |s| s.state()).flatten()
     }
 
-    /// An NF-written counter of slot `slot`.
+    /// An NF-written counter of NF `slot`.
     #[must_use]
     pub fn counter(&self, slot: u32, c: NfCounter) -> u64 {
-        self.region.slot(slot).map_or(0, |s| s.counter(c))
+        self.with_slot(slot, |s| s.counter(c)).unwrap_or(0)
     }
 
-    /// Heartbeat of slot `slot`.
+    /// Heartbeat of NF `slot`.
     #[must_use]
     pub fn heartbeat(&self, slot: u32) -> u64 {
-        self.region.slot(slot).map_or(0, |s| s.heartbeat())
+        self.with_slot(slot, |s| s.heartbeat()).unwrap_or(0)
     }
 
     /// Writes `frame` into buffer `buf_idx` at offset [`HEADROOM`] and returns its descriptor
@@ -182,7 +236,7 @@ impl FakeCore {
         let len = u16::try_from(frame.len()).expect("frame fits a descriptor");
         let b = CheckedBuf::check(buf_idx, HEADROOM, len, self.region.geometry())
             .expect("frame fits the buffer");
-        let p = self.region.packet_ptr(&b).expect("checked");
+        let p = self.bufs.packet_ptr(&b).expect("checked");
         // SAFETY: `packet_ptr` checked that `len` bytes from `p` are inside buffer `buf_idx`.
         // The test holds this buffer (it has not enqueued it yet); a raw copy creates no
         // reference into shared memory.
@@ -196,7 +250,7 @@ impl FakeCore {
     #[must_use]
     pub fn bytes(&self, d: &Descriptor) -> Option<Vec<u8>> {
         let b = CheckedBuf::try_from_raw(d, self.region.geometry()).ok()?;
-        let p = self.region.packet_ptr(&b).ok()?;
+        let p = self.bufs.packet_ptr(&b).ok()?;
         let mut v = vec![0u8; usize::from(b.data_len())];
         // SAFETY: `packet_ptr` checked the range is inside the buffer; a raw copy into private
         // memory creates no reference into shared memory.
@@ -276,6 +330,9 @@ impl FakeCore {
 
 impl Drop for FakeCore {
     fn drop(&mut self) {
+        for s in self.slots.iter().flatten() {
+            let _ = std::fs::remove_file(&s.ctl_path);
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -20,11 +20,10 @@
 //! consumer handle of every ring it touches. Where `futex_waitv` is missing (old kernel, seccomp
 //! filter) the caller falls back to poll-sleeping.
 
-use core::ptr::{addr_of, NonNull};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::Duration;
 
-use netvm_shm::{Consumer, Region, RingControl, RingError};
+use netvm_shm::{Consumer, Doorbell, Region, RingError};
 
 /// `FUTEX2_SIZE_U32` from `<linux/futex.h>`: the word is 32 bits. No `FUTEX2_PRIVATE`: the
 /// doorbell is shared across processes.
@@ -62,55 +61,32 @@ pub(crate) enum Wake {
 
 /// The doorbell words of an NF's RX rings.
 pub(crate) struct Doorbells {
-    ctls: Vec<NonNull<RingControl>>,
+    bells: Vec<Doorbell>,
     seqs: Vec<u32>,
-    /// Keeps the mapping alive.
-    _region: Region,
 }
-
-// SAFETY: the pointers target the process-wide mapping that `_region` keeps alive; they are
-// used only for atomic accesses, valid from any thread.
-unsafe impl Send for Doorbells {}
 
 impl Doorbells {
     /// The doorbells of rings `ids`, or `None` if an id is out of range.
     pub(crate) fn new(region: &Region, ids: &[u32]) -> Option<Self> {
-        let g = region.geometry();
-        let mut ctls = Vec::with_capacity(ids.len());
-        for &id in ids {
-            if id >= g.ring_count() {
-                return None;
-            }
-            let off = g.ring_area_offset() + id as usize * g.ring_stride();
-            // SAFETY: netvm-shm validated that the ring area (`ring_count * ring_stride` bytes
-            // at a 64-aligned offset, stride a multiple of 64) lies inside the mapping, and
-            // `id < ring_count`, so this control block is inside it and aligned.
-            let p = unsafe { region.as_ptr().as_ptr().add(off) }.cast::<RingControl>();
-            ctls.push(NonNull::new(p)?);
-        }
+        let bells = ids
+            .iter()
+            .map(|&id| region.doorbell(id).ok())
+            .collect::<Option<Vec<_>>>()?;
         let seqs = vec![0; ids.len()];
-        Some(Self {
-            ctls,
-            seqs,
-            _region: region.clone(),
-        })
+        Some(Self { bells, seqs })
     }
 
     fn word(&self, i: usize, which: Word) -> &AtomicU32 {
-        let c = self.ctls[i].as_ptr();
-        // SAFETY: `c` is a control block inside the live mapping (`new`); each field is reached
-        // with addr_of! and borrowed only as an atomic.
-        unsafe {
-            match which {
-                Word::Sleeping => &*addr_of!((*c).sleeping),
-                Word::WakeSeq => &*addr_of!((*c).wake_seq),
-                Word::SleepSeq => &*addr_of!((*c).sleep_seq),
-            }
+        let b = &self.bells[i];
+        match which {
+            Word::Sleeping => b.sleeping(),
+            Word::WakeSeq => b.wake_seq(),
+            Word::SleepSeq => b.sleep_seq(),
         }
     }
 
     fn clear_sleeping(&self) {
-        for i in 0..self.ctls.len() {
+        for i in 0..self.bells.len() {
             self.word(i, Word::Sleeping).store(0, Ordering::Relaxed);
         }
     }
@@ -122,8 +98,8 @@ impl Doorbells {
         rx: &mut [Consumer],
         timeout: Duration,
     ) -> Result<Wake, (usize, RingError)> {
-        debug_assert_eq!(rx.len(), self.ctls.len());
-        for i in 0..self.ctls.len() {
+        debug_assert_eq!(rx.len(), self.bells.len());
+        for i in 0..self.bells.len() {
             // Acquire pairs with the producer's Release store of `wake_seq` in
             // `wake_if_sleeping`.
             let seq = self.word(i, Word::WakeSeq).load(Ordering::Acquire);
@@ -159,7 +135,7 @@ impl Doorbells {
             flags: 0,
             reserved: 0,
         }; WAITV_MAX];
-        let n = self.ctls.len().min(WAITV_MAX);
+        let n = self.bells.len().min(WAITV_MAX);
         for (i, slot) in w.iter_mut().enumerate().take(n) {
             *slot = FutexWaitv {
                 val: u64::from(self.seqs[i]),

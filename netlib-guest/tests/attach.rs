@@ -15,20 +15,21 @@ fn attach_detach_reattach() {
     core.reserve(1, "fw1", 7).unwrap();
 
     let nf = Nf::attach_file(core.path(), "fw1").unwrap();
-    assert_eq!(nf.slot(), 1);
+    // Each NF has its own control region: one slot (0), its own rings.
+    assert_eq!(nf.slot(), 0);
     assert_eq!(nf.service_id(), 7);
-    assert_eq!(nf.generation(), core.generation());
+    assert_eq!(nf.generation(), core.generation(1));
     let (rx, tx) = nf.ring_ids();
-    assert_eq!(rx, &[3, 4]);
-    assert_eq!(tx, 5);
+    assert_eq!(rx, &[0, 1]);
+    assert_eq!(tx, 2);
     assert_eq!(core.slot_state(1), Some(SlotState::Attached));
-    let slot = core.region().slot(1).unwrap();
+    let slot = core.control(1).slot(0).unwrap();
     assert_eq!(slot.nf_pid(), std::process::id());
-    assert_eq!(slot.attach_generation(), core.generation());
+    assert_eq!(slot.attach_generation(), core.generation(1));
 
     // A live holder (this very process) keeps the slot.
     match Nf::attach_file(core.path(), "fw1") {
-        Err(NfError::AlreadyAttached { slot: 1, pid, .. }) => assert_eq!(pid, std::process::id()),
+        Err(NfError::AlreadyAttached { slot: 0, pid, .. }) => assert_eq!(pid, std::process::id()),
         other => panic!("expected AlreadyAttached, got {other:?}"),
     }
 
@@ -63,7 +64,7 @@ fn errors_name_what_is_wrong() {
     let e = Nf::attach_file(&missing, "fw1").unwrap_err();
     assert!(matches!(e, NfError::Region { .. }), "{e:?}");
 
-    core.region()
+    core.control(0)
         .slot(0)
         .unwrap()
         .set_state(SlotState::Quarantined);
@@ -83,8 +84,8 @@ fn takes_over_from_a_dead_process_not_from_a_live_one() {
             .unwrap(),
     ));
     core.reserve(0, "mon", 2).unwrap();
-    let gen = core.generation();
-    core.region()
+    let gen = core.generation(0);
+    core.control(0)
         .slot(0)
         .unwrap()
         .attach(gen, live.pid())
@@ -100,7 +101,7 @@ fn takes_over_from_a_dead_process_not_from_a_live_one() {
     c.kill().unwrap();
     c.wait().unwrap();
     let nf = Nf::attach_file(core.path(), "mon").unwrap();
-    let slot = core.region().slot(0).unwrap();
+    let slot = core.control(0).slot(0).unwrap();
     assert_eq!(slot.nf_pid(), std::process::id());
     assert_ne!(slot.nf_pid(), dead);
     assert_eq!(core.slot_state(0), Some(SlotState::Attached));
@@ -115,7 +116,7 @@ fn guest_slots_are_judged_by_their_heartbeat() {
 
     // A live guest NF (pid 0, heartbeat moving while it idles) keeps its slot.
     let mut nf = Nf::attach_file_with(core.path(), "g", NfConfig::guest()).unwrap();
-    assert_eq!(core.region().slot(0).unwrap().nf_pid(), 0);
+    assert_eq!(core.control(0).slot(0).unwrap().nf_pid(), 0);
     let stop = nf.stop_handle();
     let t = std::thread::spawn(move || {
         nf.run(|_: &mut Packet<'_>| Verdict::Next).unwrap();

@@ -236,8 +236,14 @@ fn c_example_nf_marks_packets() {
             || core.slot_state(1) == Some(SlotState::Attached)),
         "nf_mark did not attach"
     );
-    assert!(!child.exited(), "nf_mark exited early");
-    assert_eq!(core.region().slot(1).unwrap().nf_pid(), child.pid());
+    if child.exited() {
+        let out = child.take().wait_with_output().unwrap();
+        panic!(
+            "nf_mark exited early: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(core.control(1).slot(0).unwrap().nf_pid(), child.pid());
 
     let frames: Vec<Vec<u8>> = (0..N).map(frame).collect();
     let descs: Vec<Descriptor> = frames

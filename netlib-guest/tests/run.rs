@@ -217,16 +217,16 @@ fn run_survives_a_core_restart() {
         }
     };
     send_and_check(&mut core, 0);
-    let gen = core.generation();
+    let gen = core.generation(3);
     core.restart().unwrap();
-    assert_ne!(core.generation(), gen);
+    assert_ne!(core.generation(3), gen);
     assert!(
         wait_until(LONG, || core.slot_state(3) == Some(SlotState::Attached)),
         "NF did not re-attach"
     );
     assert_eq!(
-        core.region().slot(3).unwrap().attach_generation(),
-        core.generation()
+        core.control(3).slot(0).unwrap().attach_generation(),
+        core.generation(3)
     );
     send_and_check(&mut core, 100);
 

@@ -62,6 +62,7 @@ fn pin(cpu: usize) -> bool {
 
 fn region() -> Region {
     Region::create_anonymous(&RegionParams {
+        kind: netvm_shm::RegionKind::Combined,
         domain_id: 0,
         domain_name: "bench".into(),
         slot_count: 1,

@@ -18,7 +18,7 @@ use crate::desc::Descriptor;
 /// `b"NETVMSHM"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"NETVMSHM");
 /// ABI version this crate reads and writes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Bytes reserved for [`RegionHeader`] at offset 0.
 pub const HEADER_SIZE: usize = 4096;
 /// Bytes per NF slot ([`NfSlot`]).
@@ -65,8 +65,8 @@ pub struct RegionHeader {
     pub total_size: u64,
     /// Trust-domain id (from the config).
     pub domain_id: u32,
-    /// Reserved flags, 0 in version 1.
-    pub flags: u32,
+    /// What the region holds: one of [`region_kind`].
+    pub kind: u32,
     /// Bumped by the core on every (re)initialisation; 0 while initialising. NFs compare it
     /// with the value they attached under to detect a core restart.
     pub generation: AtomicU64,
@@ -98,8 +98,11 @@ pub struct RegionHeader {
     pub core_pid: AtomicU32,
     /// Incremented by the core while it is alive.
     pub core_heartbeat: AtomicU64,
+    /// Bytes of the file that holds the buffer area: `total_size` for a domain or combined
+    /// region; for a control region, the size of its domain's region file.
+    pub buf_region_size: u64,
     /// Zero.
-    pub reserved: [u8; HEADER_SIZE - 144],
+    pub reserved: [u8; HEADER_SIZE - 152],
 }
 
 const _: () = assert!(size_of::<RegionHeader>() == HEADER_SIZE);
@@ -109,7 +112,7 @@ const _: () = assert!(offset_of!(RegionHeader, abi_version) == 8);
 const _: () = assert!(offset_of!(RegionHeader, header_size) == 12);
 const _: () = assert!(offset_of!(RegionHeader, total_size) == 16);
 const _: () = assert!(offset_of!(RegionHeader, domain_id) == 24);
-const _: () = assert!(offset_of!(RegionHeader, flags) == 28);
+const _: () = assert!(offset_of!(RegionHeader, kind) == 28);
 const _: () = assert!(offset_of!(RegionHeader, generation) == 32);
 const _: () = assert!(offset_of!(RegionHeader, domain_name) == 40);
 const _: () = assert!(offset_of!(RegionHeader, slot_table_offset) == 72);
@@ -125,7 +128,63 @@ const _: () = assert!(offset_of!(RegionHeader, buf_area_offset) == 120);
 const _: () = assert!(offset_of!(RegionHeader, buf_count) == 128);
 const _: () = assert!(offset_of!(RegionHeader, core_pid) == 132);
 const _: () = assert!(offset_of!(RegionHeader, core_heartbeat) == 136);
-const _: () = assert!(offset_of!(RegionHeader, reserved) == 144);
+const _: () = assert!(offset_of!(RegionHeader, buf_region_size) == 144);
+const _: () = assert!(offset_of!(RegionHeader, reserved) == 152);
+
+/// Raw values of [`RegionHeader::kind`].
+pub mod region_kind {
+    /// Header, slots, rings and buffers in one mapping: for in-process use and tests. The core
+    /// never creates one, and netlib-guest refuses to attach to one.
+    pub const COMBINED: u32 = 0;
+    /// A trust domain's region: header and packet buffers only (no slots, no rings). Mapped by
+    /// the core and every NF of the domain.
+    pub const DOMAIN: u32 = 1;
+    /// One NF's control region: header, one slot and that NF's rings; no buffers. Its
+    /// `buf_*` fields describe the buffer area of the domain region (another file). Mapped by
+    /// the core and that NF only.
+    pub const CONTROL: u32 = 2;
+}
+
+/// What a region holds (the header's `kind` with what goes with it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegionKind {
+    /// Everything in one mapping ([`region_kind::COMBINED`]).
+    Combined,
+    /// Header and packet buffers ([`region_kind::DOMAIN`]).
+    Domain,
+    /// One NF's slot and rings; the buffers live in the domain region
+    /// ([`region_kind::CONTROL`]).
+    Control {
+        /// Offset of the buffer area in the domain region file.
+        buf_area_offset: u64,
+        /// Size of the domain region file.
+        buf_region_size: u64,
+    },
+}
+
+impl RegionKind {
+    /// The header's raw `kind` value.
+    #[must_use]
+    pub const fn as_raw(self) -> u32 {
+        match self {
+            Self::Combined => region_kind::COMBINED,
+            Self::Domain => region_kind::DOMAIN,
+            Self::Control { .. } => region_kind::CONTROL,
+        }
+    }
+
+    /// Whether this region has a slot table and rings.
+    #[must_use]
+    pub const fn has_rings(self) -> bool {
+        !matches!(self, Self::Domain)
+    }
+
+    /// Whether the buffer area lies in this region's own mapping.
+    #[must_use]
+    pub const fn has_buffers(self) -> bool {
+        !matches!(self, Self::Control { .. })
+    }
+}
 
 /// Raw values of [`NfSlot::state`].
 pub mod slot_state {
@@ -366,6 +425,11 @@ pub const fn ring_owner(ring: u32, rx_rings_per_slot: u32) -> Option<(u32, RingR
 /// What the core asks for when it creates a domain's region.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionParams {
+    /// What the region holds. For [`RegionKind::Domain`], `slot_count`, `rx_rings_per_slot`
+    /// and `ring_capacity` are ignored (no slots, no rings); for [`RegionKind::Control`],
+    /// `buf_size` and `buf_count` describe the domain region's buffers, which this region does
+    /// not contain.
+    pub kind: RegionKind,
     /// Trust-domain id.
     pub domain_id: u32,
     /// Trust-domain name (at most 31 bytes, no NUL).
@@ -433,6 +497,16 @@ pub enum LayoutError {
         /// Which quantity.
         what: &'static str,
     },
+    /// A control region's buffer area does not fit its domain region.
+    #[error("buffer area at {offset:#x} ({len:#x} bytes) does not fit a {region_size:#x}-byte domain region (or that size is not a power of two from 2 MiB to 64 GiB)")]
+    BadLinkedBuffers {
+        /// Offset of the buffer area in the domain region.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The domain region's size.
+        region_size: u64,
+    },
     /// The region would be larger than [`MAX_REGION_SIZE`].
     #[error("region would be {total} bytes, more than the maximum {max}")]
     TooLarge {
@@ -448,6 +522,7 @@ pub enum LayoutError {
 /// after that.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Geometry {
+    pub(crate) kind: RegionKind,
     pub(crate) domain_id: u32,
     pub(crate) domain_name: [u8; NAME_LEN],
     pub(crate) total_size: usize,
@@ -465,6 +540,24 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// What the region holds.
+    #[must_use]
+    pub const fn kind(&self) -> RegionKind {
+        self.kind
+    }
+    /// Size of the file that holds the buffer area (this region's own size unless it is a
+    /// control region).
+    #[must_use]
+    pub const fn buf_region_size(&self) -> usize {
+        match self.kind {
+            // Validated at attach / computed to fit a usize.
+            #[allow(clippy::cast_possible_truncation)]
+            RegionKind::Control {
+                buf_region_size, ..
+            } => buf_region_size as usize,
+            _ => self.total_size,
+        }
+    }
     /// Trust-domain id.
     #[must_use]
     pub const fn domain_id(&self) -> u32 {
@@ -575,7 +668,7 @@ impl Geometry {
             header_size: HEADER_SIZE as u32,
             total_size: self.total_size as u64,
             domain_id: self.domain_id,
-            flags: 0,
+            kind: self.kind.as_raw(),
             generation: AtomicU64::new(0),
             domain_name: self.domain_name,
             slot_table_offset: self.slot_table_offset as u64,
@@ -591,7 +684,8 @@ impl Geometry {
             buf_count: self.buf_count,
             core_pid: AtomicU32::new(core_pid),
             core_heartbeat: AtomicU64::new(0),
-            reserved: [0; HEADER_SIZE - 144],
+            buf_region_size: self.buf_region_size() as u64,
+            reserved: [0; HEADER_SIZE - 152],
         }
     }
 }
@@ -641,49 +735,85 @@ impl RegionLayout {
     /// Computes the layout for `params` with checked arithmetic.
     pub fn compute(params: &RegionParams) -> Result<Self, LayoutError> {
         let domain_name = name_to_field(&params.domain_name)?;
-        nonzero("slot_count", params.slot_count)?;
-        nonzero("rx_rings_per_slot", params.rx_rings_per_slot)?;
+        let kind = params.kind;
+        let ovf = |what| LayoutError::Overflow { what };
         nonzero("buf_count", params.buf_count)?;
-        at_most("slot_count", params.slot_count, MAX_SLOT_COUNT)?;
-        at_most(
-            "rx_rings_per_slot",
-            params.rx_rings_per_slot,
-            MAX_RX_RINGS_PER_SLOT,
-        )?;
-        let cap = params.ring_capacity;
-        if !cap.is_power_of_two() || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&cap) {
-            return Err(LayoutError::BadRingCapacity { capacity: cap });
-        }
         let bs = params.buf_size;
         if bs == 0 || bs % BUF_ALIGN != 0 || bs > MAX_BUF_SIZE {
             return Err(LayoutError::BadBufSize { buf_size: bs });
         }
-
-        let ovf = |what| LayoutError::Overflow { what };
-        let ring_count = params
-            .slot_count
-            .checked_mul(params.rx_rings_per_slot + 1)
+        // Slots and rings: none in a domain region.
+        let (slot_count, rx_rings, cap) = if kind.has_rings() {
+            nonzero("slot_count", params.slot_count)?;
+            nonzero("rx_rings_per_slot", params.rx_rings_per_slot)?;
+            at_most("slot_count", params.slot_count, MAX_SLOT_COUNT)?;
+            at_most(
+                "rx_rings_per_slot",
+                params.rx_rings_per_slot,
+                MAX_RX_RINGS_PER_SLOT,
+            )?;
+            let cap = params.ring_capacity;
+            if !cap.is_power_of_two() || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&cap) {
+                return Err(LayoutError::BadRingCapacity { capacity: cap });
+            }
+            (params.slot_count, params.rx_rings_per_slot, cap)
+        } else {
+            (0, 0, 0)
+        };
+        let ring_count = slot_count
+            .checked_mul(rx_rings + 1)
             .ok_or(ovf("ring count"))?;
         let slot_table_offset = HEADER_SIZE as u64;
-        let slot_table_len = u64::from(params.slot_count) * SLOT_SIZE as u64;
+        let slot_table_len = u64::from(slot_count) * SLOT_SIZE as u64;
         let ring_area_offset = align_up(slot_table_offset + slot_table_len, AREA_ALIGN)
             .ok_or(ovf("ring area offset"))?;
-        let ring_stride = align_up(
-            RING_CONTROL_SIZE as u64 + u64::from(cap) * DESC_SIZE as u64,
-            64,
-        )
-        .ok_or(ovf("ring stride"))?;
+        let ring_stride = if kind.has_rings() {
+            align_up(
+                RING_CONTROL_SIZE as u64 + u64::from(cap) * DESC_SIZE as u64,
+                64,
+            )
+            .ok_or(ovf("ring stride"))?
+        } else {
+            0
+        };
         let ring_area_len = u64::from(ring_count)
             .checked_mul(ring_stride)
             .ok_or(ovf("ring area size"))?;
-        let buf_area_offset = ring_area_offset
+        let rings_end = ring_area_offset
             .checked_add(ring_area_len)
             .and_then(|v| align_up(v, AREA_ALIGN))
             .ok_or(ovf("buffer area offset"))?;
         let buf_area_len = u64::from(params.buf_count) * u64::from(bs);
-        let used = buf_area_offset
-            .checked_add(buf_area_len)
-            .ok_or(ovf("region size"))?;
+        let (buf_area_offset, used) = match kind {
+            RegionKind::Control {
+                buf_area_offset,
+                buf_region_size,
+            } => {
+                // The buffers live in the domain region: check they fit there.
+                let end = buf_area_offset
+                    .checked_add(buf_area_len)
+                    .ok_or(ovf("buffer area end"))?;
+                if buf_area_offset % AREA_ALIGN != 0
+                    || buf_area_offset < HEADER_SIZE as u64
+                    || end > buf_region_size
+                    || !buf_region_size.is_power_of_two()
+                    || !(MIN_REGION_SIZE..=MAX_REGION_SIZE).contains(&buf_region_size)
+                {
+                    return Err(LayoutError::BadLinkedBuffers {
+                        offset: buf_area_offset,
+                        len: buf_area_len,
+                        region_size: buf_region_size,
+                    });
+                }
+                (buf_area_offset, rings_end)
+            }
+            _ => (
+                rings_end,
+                rings_end
+                    .checked_add(buf_area_len)
+                    .ok_or(ovf("region size"))?,
+            ),
+        };
         let too_large = LayoutError::TooLarge {
             total: used,
             max: MAX_REGION_SIZE,
@@ -699,18 +829,25 @@ impl RegionLayout {
             });
         }
         let us = |v: u64, what| usize::try_from(v).map_err(|_| ovf(what));
+        if let RegionKind::Control {
+            buf_region_size, ..
+        } = kind
+        {
+            us(buf_region_size, "domain region size")?;
+        }
         let geometry = Geometry {
+            kind,
             domain_id: params.domain_id,
             domain_name,
             total_size: us(total, "region size")?,
             slot_table_offset: us(slot_table_offset, "slot table offset")?,
-            slot_count: params.slot_count,
+            slot_count,
             slot_size: SLOT_SIZE,
             ring_area_offset: us(ring_area_offset, "ring area offset")?,
             ring_count,
             ring_capacity: cap,
             ring_stride: us(ring_stride, "ring stride")?,
-            rx_rings_per_slot: params.rx_rings_per_slot,
+            rx_rings_per_slot: rx_rings,
             buf_area_offset: us(buf_area_offset, "buffer area offset")?,
             buf_size: bs,
             buf_count: params.buf_count,
@@ -719,6 +856,26 @@ impl RegionLayout {
             geometry,
             used: us(used, "region size")?,
         })
+    }
+
+    /// Parameters of the control region of one NF whose buffers are those of the domain
+    /// region `domain` (kind [`RegionKind::Domain`]): one slot, `rx_rings_per_slot` RX rings and
+    /// a TX ring of `ring_capacity` descriptors.
+    #[must_use]
+    pub fn control_params(domain: &Geometry, rx_rings_per_slot: u32, ring_capacity: u32) -> RegionParams {
+        RegionParams {
+            kind: RegionKind::Control {
+                buf_area_offset: domain.buf_area_offset as u64,
+                buf_region_size: domain.total_size as u64,
+            },
+            domain_id: domain.domain_id,
+            domain_name: domain.domain_name(),
+            slot_count: 1,
+            rx_rings_per_slot,
+            ring_capacity,
+            buf_size: domain.buf_size,
+            buf_count: domain.buf_count,
+        }
     }
 
     /// The geometry of the region.
@@ -766,6 +923,7 @@ mod tests {
 
     fn params() -> RegionParams {
         RegionParams {
+            kind: RegionKind::Combined,
             domain_id: 7,
             domain_name: "blue".into(),
             slot_count: 8,

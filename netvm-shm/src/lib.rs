@@ -2,7 +2,8 @@
 //! and network functions (untrusted host processes or QEMU guests).
 //!
 //! What is in it:
-//! * [`layout`]: the byte layout of a region — [`RegionHeader`], the NF slot table
+//! * [`layout`]: the byte layout of a region — [`RegionHeader`] with its [`RegionKind`]
+//!   (a domain's packet buffers, or one NF's control memory), the NF slot table
 //!   ([`NfSlot`]), ring control blocks ([`RingControl`]) — and [`RegionLayout::compute`];
 //! * [`region`]: [`Region`] — create (core), attach and validate (NF, from a file, a memmap2
 //!   mapping or any raw mapping such as an ivshmem BAR), and typed accessors that touch shared
@@ -22,33 +23,34 @@
 //! that run in a minimal guest.
 //!
 //! # Example
-//! The core creates a region and assigns a slot; an NF (normally another process, attaching by
-//! path with [`Region::attach_file`]) claims it and exchanges descriptors:
+//! The core creates its domain region (packet buffers) and one control region per NF (slot and
+//! rings); the NF (normally another process, attaching by path with [`Region::attach_file`] and
+//! [`Buffers::attach_file`]) claims its slot and exchanges descriptors:
 //! ```
-//! use netvm_shm::{CheckedDesc, Descriptor, Region, RegionParams, Verdict};
+//! use netvm_shm::{CheckedDesc, Descriptor, Region, RegionKind, RegionLayout, RegionParams, Verdict};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let params = RegionParams {
+//!     kind: RegionKind::Domain,
 //!     domain_id: 1,
 //!     domain_name: "blue".into(),
-//!     slot_count: 4,
-//!     rx_rings_per_slot: 2, // two core workers
-//!     ring_capacity: 1024,
+//!     slot_count: 0,
+//!     rx_rings_per_slot: 0,
+//!     ring_capacity: 0,
 //!     buf_size: 2176,
 //!     buf_count: 4096,
 //! };
 //! // Core: create (here in anonymous memory; `Region::create(path, ..)` for a hugetlbfs file).
-//! let core = Region::create_anonymous(&params)?;
-//! let rings = core.geometry().slot_rings(0).unwrap();
-//! for r in rings.rx_range().chain([rings.tx]) {
-//!     core.reset_ring(r, 0)?;
-//! }
-//! let mut to_nf = core.producer(rings.rx(0).unwrap())?; // worker 0's RX ring
-//! let mut from_nf = core.consumer(rings.tx)?;
-//! core.slot(0)?.reserve("fw1", 7, 0)?;
+//! let domain = Region::create_anonymous(&params)?;
+//! // Two core workers: two RX rings and one TX ring of 1024 descriptors.
+//! let ctl = Region::create_anonymous(&RegionLayout::control_params(domain.geometry(), 2, 1024))?;
+//! let rings = ctl.geometry().slot_rings(0).unwrap();
+//! let mut to_nf = ctl.producer(rings.rx(0).unwrap())?; // worker 0's RX ring
+//! let mut from_nf = ctl.consumer(rings.tx)?;
+//! ctl.slot(0)?.reserve("fw1", 7, 0)?;
 //!
-//! // NF: find and claim its slot, open its rings.
-//! let nf = core.clone(); // an NF process would use Region::attach_file(path)
+//! // NF: claim its slot in its control region, open its rings.
+//! let nf = ctl.clone(); // an NF process would use Region::attach_file(control path)
 //! let slot = nf.slot(nf.find_slot("fw1").unwrap())?;
 //! slot.attach(nf.generation(), std::process::id())?;
 //! let mut rx = nf.consumer(slot.rx_ring(0).unwrap())?;
@@ -64,8 +66,10 @@
 //! tx.enqueue_burst(&burst[..n])?;
 //! // Core: validate everything an NF wrote.
 //! let got = from_nf.dequeue_burst(&mut burst)?;
-//! let d = CheckedDesc::try_from_raw(burst[0], core.geometry())?;
+//! let d = CheckedDesc::try_from_raw(burst[0], domain.geometry())?;
 //! assert_eq!((got, d.buf_idx(), d.verdict()), (1, 42, Verdict::Out(1)));
+//! // The packet bytes are in the domain region.
+//! assert!(domain.buffers().unwrap().packet_ptr(&d.buf()).is_ok());
 //! # Ok(())
 //! # }
 //! ```
@@ -85,8 +89,10 @@ pub use desc::{
 };
 pub use heap::HeapRing;
 pub use layout::{
-    ring_owner, Geometry, LayoutError, NfCounter, NfSlot, RegionHeader, RegionLayout, RegionParams,
-    RingControl, RingRole, SlotRings,
+    ring_owner, Geometry, LayoutError, NfCounter, NfSlot, RegionHeader, RegionKind, RegionLayout,
+    RegionParams, RingControl, RingRole, SlotRings,
 };
-pub use region::{HeaderRef, Region, RegionError, ShmRing, SlotRef, SlotState};
+pub use region::{
+    control_path, Buffers, Doorbell, HeaderRef, Region, RegionError, ShmRing, SlotRef, SlotState,
+};
 pub use ring::{Consumer, Producer, RingError, RingMem, WaitMode, WaitOutcome};

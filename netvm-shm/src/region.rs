@@ -22,12 +22,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{MmapOptions, MmapRaw};
 
 use crate::desc::{CheckedBuf, DescError, Descriptor};
 use crate::layout::{
     name_to_field, name_to_string, slot_state, Geometry, LayoutError, NfCounter, NfSlot,
-    RegionHeader, RegionLayout, RegionParams, RingControl, SlotRings, ABI_VERSION, AREA_ALIGN,
+    region_kind, RegionHeader, RegionKind, RegionLayout, RegionParams, RingControl, SlotRings, ABI_VERSION, AREA_ALIGN,
     BUF_ALIGN, DESC_SIZE, HEADER_SIZE, HUGETLBFS_MAGIC, MAGIC, MAX_BUF_SIZE, MAX_REGION_SIZE,
     MAX_RING_CAPACITY, MAX_RX_RINGS_PER_SLOT, MIN_REGION_SIZE, MIN_RING_CAPACITY, NAME_LEN,
     RING_CONTROL_SIZE, SLOT_SIZE,
@@ -252,8 +252,9 @@ impl SlotState {
 
 /// What keeps the mapping alive.
 enum Backing {
-    /// We own the mapping.
-    Mmap(#[allow(dead_code)] MmapMut),
+    /// We own the mapping (shared with other processes: only ever accessed through raw
+    /// pointers, atomics and volatile copies, never as a Rust slice).
+    Mmap(#[allow(dead_code)] MmapRaw),
     /// The caller of `attach_raw` guarantees the mapping.
     External,
 }
@@ -425,7 +426,7 @@ impl Region {
         }
         // SAFETY: MAP_SHARED mapping of a file we opened read-write; we only touch it through
         // raw pointers below (other processes may be using it too).
-        let Ok(mut map) = (unsafe { MmapOptions::new().len(len).map_mut(file) }) else {
+        let Ok(map) = MmapOptions::new().len(len).map_raw(file) else {
             return 0;
         };
         let hdr = map.as_mut_ptr().cast::<RegionHeader>();
@@ -451,10 +452,12 @@ impl Region {
         file.set_len(total as u64).map_err(io_err("resize", path))?;
         let on_hugetlbfs = is_hugetlbfs(&file);
         warn_if_not_hugetlbfs(path, on_hugetlbfs);
-        // SAFETY: MAP_SHARED mapping of the file we just sized; the region's protocol (atomics
-        // and volatile copies only) governs every access, including other processes' writes.
-        let map =
-            unsafe { MmapOptions::new().len(total).map_mut(&file) }.map_err(io_err("map", path))?;
+        // A raw MAP_SHARED mapping of the file we just sized: the region's protocol (atomics and
+        // volatile copies only) governs every access, including other processes' writes.
+        let map = MmapOptions::new()
+            .len(total)
+            .map_raw(&file)
+            .map_err(io_err("map", path))?;
         let mut region = Self::init_mapping(map, layout, old_gen)?;
         let inner = Arc::get_mut(&mut region.inner).expect("fresh region has one owner");
         inner.path = Some(path.to_path_buf());
@@ -469,12 +472,13 @@ impl Region {
         let map = MmapOptions::new()
             .len(layout.total_size())
             .map_anon()
-            .map_err(io_err("map", Path::new("<anonymous>")))?;
+            .map_err(io_err("map", Path::new("<anonymous>")))?
+            .into();
         Self::init_mapping(map, &layout, 0)
     }
 
     fn init_mapping(
-        mut map: MmapMut,
+        map: MmapRaw,
         layout: &RegionLayout,
         old_gen: u64,
     ) -> Result<Self, RegionError> {
@@ -544,9 +548,11 @@ impl Region {
             });
         }
         let on_hugetlbfs = is_hugetlbfs(&file);
-        // SAFETY: MAP_SHARED mapping of the whole file; accessed only per the region protocol.
-        let map =
-            unsafe { MmapOptions::new().len(len).map_mut(&file) }.map_err(io_err("map", path))?;
+        // Raw MAP_SHARED mapping of the whole file; accessed only per the region protocol.
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw(&file)
+            .map_err(io_err("map", path))?;
         let mut region = Self::attach_mmap(map)?;
         let inner = Arc::get_mut(&mut region.inner).expect("fresh region has one owner");
         inner.path = Some(path.to_path_buf());
@@ -556,7 +562,7 @@ impl Region {
 
     /// Validates a region in a mapping the caller made (e.g. the ivshmem BAR file `resource2`
     /// mapped with memmap2) and takes ownership of the mapping.
-    pub fn attach_mmap(mut map: MmapMut) -> Result<Self, RegionError> {
+    pub fn attach_mmap(map: MmapRaw) -> Result<Self, RegionError> {
         let len = map.len();
         let base = map.as_mut_ptr();
         // SAFETY: `base .. base + len` is `map`, which we move into the region below, so it
@@ -621,7 +627,9 @@ impl Region {
         }
     }
 
-    /// Start of the mapping.
+    /// Start of the mapping. Only with the `raw-access` feature, for tests and tools that play
+    /// a hostile peer (scribbling over the mapping); netvm's own crates never use it.
+    #[cfg(feature = "raw-access")]
     #[must_use]
     pub fn as_ptr(&self) -> NonNull<u8> {
         self.inner.base
@@ -690,12 +698,6 @@ impl Region {
     // ------------------------------------------------------------------------------------------
     // Rings
     // ------------------------------------------------------------------------------------------
-
-    /// The control block of ring `ring` (for code that needs the raw words, e.g. a
-    /// multi-ring `futex_waitv` on several `wake_seq` words). Access it only through atomics.
-    pub fn ring_control(&self, ring: u32) -> Result<NonNull<RingControl>, RegionError> {
-        self.ring_ctl(ring)
-    }
 
     fn ring_ctl(&self, ring: u32) -> Result<NonNull<RingControl>, RegionError> {
         let g = &self.inner.geom;
@@ -793,23 +795,79 @@ impl Region {
     // ------------------------------------------------------------------------------------------
 
     /// Start of the packet-buffer area and its length (`buf_count * buf_size`): what the core
-    /// lays its DPDK extbuf mempool over (buffer `i` at `start + i * buf_size`).
+    /// lays its DPDK extbuf mempool over (buffer `i` at `start + i * buf_size`). `None` for a
+    /// control region (its buffers are in the domain region: see [`Buffers`]).
     #[must_use]
-    pub fn buf_area(&self) -> (NonNull<u8>, usize) {
+    pub fn buf_area(&self) -> Option<(NonNull<u8>, usize)> {
         let g = &self.inner.geom;
+        if !g.kind.has_buffers() {
+            return None;
+        }
         // SAFETY: validated geometry: the buffer area lies inside the mapping.
         let p = unsafe { self.inner.base.as_ptr().add(g.buf_area_offset) };
-        (
+        Some((
             NonNull::new(p).expect("inside a non-null mapping"),
             g.buf_area_len(),
-        )
+        ))
+    }
+
+    /// The packet buffers of this region (a domain or combined region), as a [`Buffers`]
+    /// handle that keeps the mapping alive. `None` for a control region.
+    #[must_use]
+    pub fn buffers(&self) -> Option<Buffers> {
+        let (area, len) = self.buf_area()?;
+        Some(Buffers {
+            inner: Arc::new(BufInner {
+                area,
+                len,
+                geom: self.inner.geom,
+                _keep: BufKeep::Region(self.clone()),
+            }),
+        })
+    }
+
+    /// Descriptors now in ring `ring` (`prod - cons`), read from the shared words with
+    /// atomic loads; an NF can write both, so the value is only a hint (`IndexCorrupt` if the
+    /// pair is impossible).
+    pub fn ring_occupancy(&self, ring: u32) -> Result<u32, RegionError> {
+        let ctl = self.ring_ctl(ring)?.as_ptr();
+        // SAFETY: `ctl` is a control block inside the live mapping (ring_ctl); the index words
+        // are reached with addr_of! and borrowed only as atomics.
+        let (prod, cons) = unsafe {
+            (
+                (*addr_of!((*ctl).prod)).load(Ordering::Relaxed),
+                (*addr_of!((*ctl).cons)).load(Ordering::Relaxed),
+            )
+        };
+        let used = prod.wrapping_sub(cons);
+        let capacity = self.inner.geom.ring_capacity;
+        if used > capacity {
+            return Err(RegionError::Ring {
+                ring,
+                source: RingError::IndexCorrupt {
+                    prod,
+                    cons,
+                    capacity,
+                },
+            });
+        }
+        Ok(used)
+    }
+
+    /// The doorbell words of ring `ring` (for a consumer that sleeps on several rings at once
+    /// with `futex_waitv`). The handle keeps the mapping alive.
+    pub fn doorbell(&self, ring: u32) -> Result<Doorbell, RegionError> {
+        Ok(Doorbell {
+            ctl: self.ring_ctl(ring)?,
+            _region: self.clone(),
+        })
     }
 
     /// Start of buffer `idx` (`geometry().buf_size()` bytes), or `None` if out of range.
     #[must_use]
     pub fn buffer(&self, idx: u32) -> Option<NonNull<u8>> {
         let g = &self.inner.geom;
-        if idx >= g.buf_count {
+        if idx >= g.buf_count || !g.kind.has_buffers() {
             return None;
         }
         // SAFETY: `idx < buf_count` and the buffer area (`buf_count * buf_size` bytes) lies
@@ -968,25 +1026,56 @@ unsafe fn validate(base: *mut u8, len: usize) -> Result<(Geometry, u64), RegionE
     let slot_count = rd!(slot_count);
     let slot_size = rd!(slot_size);
     let ring_count = rd!(ring_count);
-    let ring_capacity = rd!(ring_capacity);
-    let ring_stride = rd!(ring_stride);
-    let rx_rings_per_slot = rd!(rx_rings_per_slot);
     let buf_size = rd!(buf_size);
     let buf_count = rd!(buf_count);
     let slot_table_offset = rd!(slot_table_offset);
     let ring_area_offset = rd!(ring_area_offset);
     let buf_area_offset = rd!(buf_area_offset);
+    let buf_region_size = rd!(buf_region_size);
+    let kind = match rd!(kind) {
+        region_kind::COMBINED => RegionKind::Combined,
+        region_kind::DOMAIN => RegionKind::Domain,
+        region_kind::CONTROL => RegionKind::Control {
+            buf_area_offset,
+            buf_region_size,
+        },
+        other => {
+            return Err(RegionError::BadValue {
+                what: "kind",
+                found: u64::from(other),
+            })
+        }
+    };
+    // A domain region has no slots and no rings: its ring fields are ignored (and read as 0).
+    let (ring_capacity, ring_stride, rx_rings_per_slot) = if kind.has_rings() {
+        (rd!(ring_capacity), rd!(ring_stride), rd!(rx_rings_per_slot))
+    } else {
+        for (what, v) in [("slot_count", slot_count), ("ring_count", ring_count)] {
+            if v != 0 {
+                return Err(RegionError::BadValue {
+                    what,
+                    found: u64::from(v),
+                });
+            }
+        }
+        (0, 0, 0)
+    };
 
-    for (what, v) in [
-        ("slot_count", slot_count),
-        ("ring_count", ring_count),
-        ("rx_rings_per_slot", rx_rings_per_slot),
-        ("buf_count", buf_count),
-        ("buf_size", buf_size),
-        ("ring_capacity", ring_capacity),
-    ] {
+    for (what, v) in [("buf_count", buf_count), ("buf_size", buf_size)] {
         if v == 0 {
             return Err(RegionError::ZeroCount { what });
+        }
+    }
+    if kind.has_rings() {
+        for (what, v) in [
+            ("slot_count", slot_count),
+            ("ring_count", ring_count),
+            ("rx_rings_per_slot", rx_rings_per_slot),
+            ("ring_capacity", ring_capacity),
+        ] {
+            if v == 0 {
+                return Err(RegionError::ZeroCount { what });
+            }
         }
     }
     if slot_size as usize != SLOT_SIZE {
@@ -996,8 +1085,9 @@ unsafe fn validate(base: *mut u8, len: usize) -> Result<(Geometry, u64), RegionE
             expected: SLOT_SIZE as u64,
         });
     }
-    if !ring_capacity.is_power_of_two()
-        || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&ring_capacity)
+    if kind.has_rings()
+        && (!ring_capacity.is_power_of_two()
+            || !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&ring_capacity))
     {
         return Err(RegionError::BadValue {
             what: "ring_capacity",
@@ -1024,15 +1114,53 @@ unsafe fn validate(base: *mut u8, len: usize) -> Result<(Geometry, u64), RegionE
         });
     }
     let min_stride = RING_CONTROL_SIZE as u64 + u64::from(ring_capacity) * DESC_SIZE as u64;
-    if ring_stride < min_stride || ring_stride % 64 != 0 {
+    if kind.has_rings() && (ring_stride < min_stride || ring_stride % 64 != 0) {
         return Err(RegionError::BadRingStride {
             found: ring_stride,
             min: min_stride,
         });
     }
+    let buf_area_len = u64::from(buf_count) * u64::from(buf_size);
+    if kind.has_buffers() {
+        if buf_region_size != total_size {
+            return Err(RegionError::BadValue {
+                what: "buf_region_size",
+                found: buf_region_size,
+            });
+        }
+    } else {
+        // Control region: the buffers are in the domain region, `buf_region_size` bytes long.
+        if !buf_region_size.is_power_of_two()
+            || !(MIN_REGION_SIZE..=MAX_REGION_SIZE).contains(&buf_region_size)
+            || usize::try_from(buf_region_size).is_err()
+        {
+            return Err(RegionError::BadValue {
+                what: "buf_region_size",
+                found: buf_region_size,
+            });
+        }
+        if buf_area_offset % AREA_ALIGN != 0 {
+            return Err(RegionError::Misaligned {
+                what: "buffer area",
+                offset: buf_area_offset,
+                align: AREA_ALIGN,
+            });
+        }
+        match buf_area_offset.checked_add(buf_area_len) {
+            Some(end) if end <= buf_region_size && buf_area_offset >= HEADER_SIZE as u64 => {}
+            _ => {
+                return Err(RegionError::OutOfBounds {
+                    what: "buffer area",
+                    offset: buf_area_offset,
+                    len: buf_area_len,
+                    mapping: buf_region_size,
+                })
+            }
+        }
+    }
 
     // Areas: alignment, bounds (checked arithmetic), then pairwise disjointness.
-    let areas = [
+    let all_areas = [
         ("region header", 0u64, HEADER_SIZE as u64, 64u64),
         (
             "slot table",
@@ -1049,11 +1177,25 @@ unsafe fn validate(base: *mut u8, len: usize) -> Result<(Geometry, u64), RegionE
         (
             "buffer area",
             buf_area_offset,
-            u64::from(buf_count) * u64::from(buf_size),
+            buf_area_len,
             AREA_ALIGN,
         ),
     ];
-    for &(what, offset, alen, align) in &areas {
+    let mut areas = [("", 0, 0, 1); 4];
+    let mut n_areas = 0;
+    for a in all_areas {
+        let keep = match a.0 {
+            "slot table" | "ring area" => kind.has_rings(),
+            "buffer area" => kind.has_buffers(),
+            _ => true,
+        };
+        if keep {
+            areas[n_areas] = a;
+            n_areas += 1;
+        }
+    }
+    let areas = &mut areas[..n_areas];
+    for &(what, offset, alen, align) in areas.iter() {
         if offset % align != 0 {
             return Err(RegionError::Misaligned {
                 what,
@@ -1073,9 +1215,8 @@ unsafe fn validate(base: *mut u8, len: usize) -> Result<(Geometry, u64), RegionE
             }
         }
     }
-    let mut sorted = areas;
-    sorted.sort_by_key(|a| a.1);
-    for w in sorted.windows(2) {
+    areas.sort_by_key(|a| a.1);
+    for w in areas.windows(2) {
         // In bounds, so `offset + len` cannot overflow.
         if w[0].1 + w[0].2 > w[1].1 {
             return Err(RegionError::Overlap {
@@ -1091,6 +1232,7 @@ unsafe fn validate(base: *mut u8, len: usize) -> Result<(Geometry, u64), RegionE
     // SAFETY: in bounds and aligned (as in `rd!`); copied out with a volatile read.
     domain_name.copy_from_slice(&unsafe { ptr::read_volatile(addr_of!((*hdr).domain_name)) });
     let geom = Geometry {
+        kind,
         domain_id: rd!(domain_id),
         domain_name,
         total_size: total,
@@ -1320,7 +1462,54 @@ impl SlotRef<'_> {
 
     /// NF: increments the heartbeat.
     pub fn bump_heartbeat(&self) {
-        self.heartbeat_w().fetch_add(1, Ordering::Relaxed);
+        // The NF is the only writer: a relaxed load and store, no locked read-modify-write.
+        let w = self.heartbeat_w();
+        w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// NF: writes `pid` and `generation`, then moves the state from `from` (RESERVED, or
+    /// DETACHED for a re-attach) to ATTACHED with AcqRel: the Release publishes pid and
+    /// generation to the core's Acquire load of the state; the Acquire pairs with the core's
+    /// Release in [`reserve`](Self::reserve). Returns the state found if it was not `from`.
+    pub fn claim(&self, from: u32, pid: u32, generation: u64) -> Result<(), u32> {
+        self.pid_w().store(pid, Ordering::Relaxed);
+        self.gen_w().store(generation, Ordering::Relaxed);
+        self.state_w()
+            .compare_exchange(from, slot_state::ATTACHED, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+    }
+
+    /// NF: takes over a slot left ATTACHED by dead process `dead_pid` (0: a guest): claims the
+    /// pid word first (two NFs racing for the same dead slot cannot both win), writes the
+    /// generation and re-publishes ATTACHED with Release.
+    pub fn take_over(&self, dead_pid: u32, pid: u32, generation: u64) -> Result<(), u32> {
+        if dead_pid != 0 {
+            self.pid_w()
+                .compare_exchange(dead_pid, pid, Ordering::AcqRel, Ordering::Acquire)
+                .map_err(|_| slot_state::ATTACHED)?;
+        } else {
+            self.pid_w().store(pid, Ordering::Relaxed);
+        }
+        self.gen_w().store(generation, Ordering::Relaxed);
+        self.state_w()
+            .compare_exchange(
+                slot_state::ATTACHED,
+                slot_state::ATTACHED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map(|_| ())
+    }
+
+    /// NF: undoes a claim made under a stale generation (ATTACHED back to `prev`, only if
+    /// still ATTACHED).
+    pub fn unclaim(&self, prev: u32) {
+        let _ = self.state_w().compare_exchange(
+            slot_state::ATTACHED,
+            prev,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
     }
 
     /// Service id (core-written).
@@ -1485,4 +1674,261 @@ impl RingMem for ShmRing {
     fn futex_wake(&self) {
         crate::futex::wake(self.wake_seq_w());
     }
+}
+
+/// The doorbell words of one ring ([`Region::doorbell`]): `sleeping`, `wake_seq` and
+/// `sleep_seq`, reachable only as atomics. Anyone mapping the ring may write them.
+pub struct Doorbell {
+    ctl: NonNull<RingControl>,
+    _region: Region,
+}
+
+// SAFETY: `ctl` points into the process-wide mapping that `_region` keeps alive; it is only
+// used for atomic accesses, valid from any thread.
+unsafe impl Send for Doorbell {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Doorbell {}
+
+impl core::fmt::Debug for Doorbell {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Doorbell").field("ctl", &self.ctl).finish()
+    }
+}
+
+impl Doorbell {
+    /// Set by a consumer that is (about to be) asleep.
+    #[must_use]
+    pub fn sleeping(&self) -> &AtomicU32 {
+        // SAFETY: `ctl` is a 64-aligned control block inside the live mapping; the field is
+        // reached with addr_of! and borrowed only as an atomic.
+        unsafe { &*addr_of!((*self.ctl.as_ptr()).sleeping) }
+    }
+
+    /// The futex word the producer bumps to wake the consumer.
+    #[must_use]
+    pub fn wake_seq(&self) -> &AtomicU32 {
+        // SAFETY: as in `sleeping`.
+        unsafe { &*addr_of!((*self.ctl.as_ptr()).wake_seq) }
+    }
+
+    /// The `wake_seq` value a sleeping consumer waits on.
+    #[must_use]
+    pub fn sleep_seq(&self) -> &AtomicU32 {
+        // SAFETY: as in `sleeping`.
+        unsafe { &*addr_of!((*self.ctl.as_ptr()).sleep_seq) }
+    }
+}
+
+/// What keeps a [`Buffers`] mapping alive.
+enum BufKeep {
+    /// A region (domain or combined) that holds the buffers itself.
+    Region(#[allow(dead_code)] Region),
+    /// Our own mapping of the domain region file.
+    Map(#[allow(dead_code)] MmapRaw),
+    /// The caller of [`Buffers::attach_raw`] guarantees the mapping.
+    External,
+}
+
+struct BufInner {
+    /// Start of the buffer area in this process.
+    area: NonNull<u8>,
+    /// Its length (`buf_count * buf_size`).
+    len: usize,
+    /// Buffer geometry from a validated header (for an NF: its own control region's).
+    geom: Geometry,
+    _keep: BufKeep,
+}
+
+// SAFETY: `area` points into a process-wide mapping that `_keep` keeps alive; the bytes are
+// only reached through raw pointers (or the unsafe slice functions, whose callers take on
+// the contract).
+unsafe impl Send for BufInner {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for BufInner {}
+
+/// A domain's packet buffers as an NF maps them.
+///
+/// The NF maps the domain region file, which every NF of the domain can write, header
+/// included. So the buffer geometry (area offset, buffer size and count, file size) is taken
+/// from the NF's own **control region** (which only that NF and the core map) and the domain
+/// file is only checked to be long enough: a neighbour that scribbles over the domain header
+/// cannot change where this NF reads or writes.
+#[derive(Clone)]
+pub struct Buffers {
+    inner: Arc<BufInner>,
+}
+
+impl core::fmt::Debug for Buffers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Buffers")
+            .field("area", &self.inner.area)
+            .field("len", &self.inner.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Buffers {
+    /// Checks `control` (a validated control region geometry) against a mapping of `len`
+    /// bytes at `base`; returns the start of the buffer area.
+    fn locate(base: *mut u8, len: usize, control: &Geometry) -> Result<NonNull<u8>, RegionError> {
+        let RegionKind::Control {
+            buf_region_size, ..
+        } = control.kind
+        else {
+            return Err(RegionError::BadValue {
+                what: "kind (expected a control region)",
+                found: u64::from(control.kind.as_raw()),
+            });
+        };
+        if base.is_null() || (base as usize) % PAGE_SIZE != 0 {
+            return Err(RegionError::MisalignedBase {
+                addr: base as usize,
+                align: PAGE_SIZE,
+            });
+        }
+        if (len as u64) < buf_region_size {
+            return Err(RegionError::MappingTooSmall {
+                total_size: buf_region_size,
+                mapping: len,
+            });
+        }
+        // SAFETY: the control region's validation put the buffer area inside
+        // `buf_region_size <= len` bytes, so the offset is inside the mapping.
+        let p = unsafe { base.add(control.buf_area_offset) };
+        Ok(NonNull::new(p).expect("inside a non-null mapping"))
+    }
+
+    fn from_map(map: MmapRaw, control: &Geometry) -> Result<Self, RegionError> {
+        let area = Self::locate(map.as_mut_ptr(), map.len(), control)?;
+        Ok(Self {
+            inner: Arc::new(BufInner {
+                area,
+                len: control.buf_area_len(),
+                geom: *control,
+                _keep: BufKeep::Map(map),
+            }),
+        })
+    }
+
+    /// Maps the domain region file at `path` (read-write, shared) for the NF whose validated
+    /// control region geometry is `control`.
+    pub fn attach_file(path: &Path, control: &Geometry) -> Result<Self, RegionError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err("open", path))?;
+        let len = file.metadata().map_err(io_err("stat", path))?.len();
+        let len = usize::try_from(len).map_err(|_| RegionError::BadValue {
+            what: "file size",
+            found: len,
+        })?;
+        if len == 0 {
+            return Err(RegionError::Truncated {
+                len,
+                need: HEADER_SIZE,
+            });
+        }
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw(&file)
+            .map_err(io_err("map", path))?;
+        Self::from_map(map, control)
+    }
+
+    /// The buffers in a mapping the caller made (e.g. an ivshmem BAR's `resource2`).
+    pub fn attach_mmap(map: MmapRaw, control: &Geometry) -> Result<Self, RegionError> {
+        Self::from_map(map, control)
+    }
+
+    /// The buffers at `base .. base + len`, any mapping the caller manages.
+    ///
+    /// # Safety
+    /// As for [`Region::attach_raw`]: the memory stays mapped, readable and writable for as
+    /// long as the returned handle or a clone exists.
+    pub unsafe fn attach_raw(
+        base: *mut u8,
+        len: usize,
+        control: &Geometry,
+    ) -> Result<Self, RegionError> {
+        let area = Self::locate(base, len, control)?;
+        Ok(Self {
+            inner: Arc::new(BufInner {
+                area,
+                len: control.buf_area_len(),
+                geom: *control,
+                _keep: BufKeep::External,
+            }),
+        })
+    }
+
+    /// The geometry the buffers were located with.
+    #[must_use]
+    pub fn geometry(&self) -> &Geometry {
+        &self.inner.geom
+    }
+
+    /// Start and length of the buffer area.
+    #[must_use]
+    pub fn area(&self) -> (NonNull<u8>, usize) {
+        (self.inner.area, self.inner.len)
+    }
+
+    /// Start of buffer `idx`, or `None` if out of range.
+    #[must_use]
+    pub fn buffer(&self, idx: u32) -> Option<NonNull<u8>> {
+        let g = &self.inner.geom;
+        if idx >= g.buf_count {
+            return None;
+        }
+        // SAFETY: `idx < buf_count`, and the area holds `buf_count * buf_size` bytes inside
+        // the mapping (`locate`, or the region's own validation).
+        NonNull::new(unsafe {
+            self.inner
+                .area
+                .as_ptr()
+                .add(idx as usize * g.buf_size as usize)
+        })
+    }
+
+    /// Buffer `idx` as a mutable byte slice.
+    ///
+    /// # Safety
+    /// As for [`Region::buffer_slice_mut`]: the caller holds the buffer, no other reference to
+    /// these bytes exists in this process for the slice's lifetime, and the contents are
+    /// untrusted (a hostile peer may write them anyway).
+    #[allow(clippy::mut_from_ref)] // exclusivity is this unsafe fn's documented contract
+    pub unsafe fn buffer_slice_mut(&self, idx: u32) -> Option<&mut [u8]> {
+        let p = self.buffer(idx)?;
+        // SAFETY: `p .. p + buf_size` is inside the mapping (`buffer`); exclusivity is the
+        // caller's contract.
+        Some(unsafe {
+            core::slice::from_raw_parts_mut(p.as_ptr(), self.inner.geom.buf_size as usize)
+        })
+    }
+
+    /// First byte of the packet `b` refers to, re-checked against this geometry.
+    pub fn packet_ptr(&self, b: &CheckedBuf) -> Result<NonNull<u8>, DescError> {
+        let g = &self.inner.geom;
+        let b = CheckedBuf::check(b.buf_idx(), b.data_off(), b.data_len(), g)?;
+        let start = self.buffer(b.buf_idx()).ok_or(DescError::BadIndex {
+            buf_idx: b.buf_idx(),
+            buf_count: g.buf_count,
+        })?;
+        // SAFETY: `data_off + data_len <= buf_size` (checked above), so in the buffer.
+        Ok(unsafe { start.add(usize::from(b.data_off())) })
+    }
+}
+
+/// Where the core puts the control region of NF `nf` whose domain region is `region`:
+/// `netvm-DOMAIN.PID.region` → `netvm-DOMAIN.PID.NF.ctl` in the same directory (any other
+/// name: `NAME.NF.ctl`). The NF derives it the same way, so `--region` alone is enough.
+#[must_use]
+pub fn control_path(region: &Path, nf: &str) -> PathBuf {
+    let name = region
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".region").unwrap_or(&name);
+    region.with_file_name(format!("{stem}.{nf}.ctl"))
 }

@@ -160,7 +160,7 @@ fn core_pass(
                             ok += 1;
                             // A validated descriptor always resolves inside the buffer area.
                             let p = region.packet_ptr(&cd.buf()).unwrap().as_ptr() as usize;
-                            let (area, len) = region.buf_area();
+                            let (area, len) = region.buf_area().unwrap();
                             let start = area.as_ptr() as usize;
                             assert!(p >= start && p + usize::from(cd.data_len()) <= start + len);
                         }

@@ -233,7 +233,7 @@ fn buffers_are_shared_between_mappings() {
     let core = Region::create(&path, &params(1, 1, 16)).unwrap();
     let nf = Region::attach_file(&path).unwrap();
     let g = *core.geometry();
-    let (area, len) = core.buf_area();
+    let (area, len) = core.buf_area().unwrap();
     assert_eq!(len, 256 * 2176);
     assert_eq!(
         area.as_ptr() as usize - core.as_ptr().as_ptr() as usize,
@@ -287,4 +287,76 @@ fn layout_errors_surface() {
         Err(RegionError::Layout(_))
     ));
     assert!(!path.exists(), "no file is left behind");
+}
+
+/// The production layout: a domain region (buffers only) and one control region per NF. The NF
+/// takes the buffer geometry from its control region, so a neighbour rewriting the domain
+/// region's header changes nothing for it.
+#[test]
+fn domain_and_control_regions() {
+    use netvm_shm::{Buffers, RegionKind, RegionLayout, RegionParams};
+    let dir = common::tmp_dir();
+    let dpath = unique_path(&dir, "domain");
+    let cpath = unique_path(&dir, "control");
+    let _g1 = FileGuard(dpath.clone());
+    let _g2 = FileGuard(cpath.clone());
+    let dom = Region::create(
+        &dpath,
+        &RegionParams {
+            kind: RegionKind::Domain,
+            slot_count: 0,
+            rx_rings_per_slot: 0,
+            ring_capacity: 0,
+            ..params(1, 1, 16)
+        },
+    )
+    .unwrap();
+    assert_eq!(dom.geometry().slot_count(), 0);
+    assert_eq!(dom.geometry().ring_count(), 0);
+    assert!(dom.slot(0).is_err());
+    assert!(dom.producer(0).is_err());
+    let ctl = Region::create(
+        &cpath,
+        &RegionLayout::control_params(dom.geometry(), 2, 64),
+    )
+    .unwrap();
+    assert!(ctl.buf_area().is_none());
+    assert!(ctl.buffer(0).is_none());
+    ctl.slot(0).unwrap().reserve("nf", 1, 0).unwrap();
+
+    // NF side.
+    let nf_ctl = Region::attach_file(&cpath).unwrap();
+    assert!(matches!(nf_ctl.geometry().kind(), RegionKind::Control { .. }));
+    assert_eq!(nf_ctl.geometry().buf_count(), dom.geometry().buf_count());
+    let bufs = Buffers::attach_file(&dpath, nf_ctl.geometry()).unwrap();
+    // A domain region is not a control region: Buffers refuses its geometry.
+    assert!(Buffers::attach_file(&dpath, dom.geometry()).is_err());
+    let b = CheckedBuf::check(3, 128, 64, nf_ctl.geometry()).unwrap();
+    let p = bufs.packet_ptr(&b).unwrap();
+    // SAFETY: the test holds buffer 3; a volatile write through the NF's mapping.
+    unsafe { std::ptr::write_volatile(p.as_ptr(), 0xab) };
+    let core_view = dom.buffers().unwrap().packet_ptr(&b).unwrap();
+    // SAFETY: same buffer through the core's mapping of the same file.
+    assert_eq!(unsafe { std::ptr::read_volatile(core_view.as_ptr()) }, 0xab);
+
+    // A neighbour scribbles over the domain header: the domain file no longer validates as a
+    // region, but the NF's view of its buffers (from its control region) is unaffected, also
+    // when it maps the file again.
+    // SAFETY: the test writes the header words of its own mapping (playing a hostile NF).
+    unsafe { std::ptr::write_bytes(dom.as_ptr().as_ptr(), 0x5a, 4096) };
+    assert!(Region::attach_file(&dpath).is_err());
+    let again = Buffers::attach_file(&dpath, nf_ctl.geometry()).unwrap();
+    assert_eq!(again.packet_ptr(&b).map(|_| ()), Ok(()));
+    let p2 = again.packet_ptr(&b).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { std::ptr::read_volatile(p2.as_ptr()) }, 0xab);
+
+    // A file too short for the domain the control region names is refused.
+    let short = unique_path(&dir, "short");
+    let _g3 = FileGuard(short.clone());
+    std::fs::write(&short, vec![0u8; 4096]).unwrap();
+    assert!(matches!(
+        Buffers::attach_file(&short, nf_ctl.geometry()),
+        Err(RegionError::MappingTooSmall { .. })
+    ));
 }

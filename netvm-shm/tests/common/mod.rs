@@ -9,6 +9,7 @@ use netvm_shm::RegionParams;
 /// Small but realistic parameters.
 pub fn params(slot_count: u32, rx: u32, cap: u32) -> RegionParams {
     RegionParams {
+        kind: netvm_shm::RegionKind::Combined,
         domain_id: 3,
         domain_name: "test-domain".into(),
         slot_count,
