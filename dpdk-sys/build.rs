@@ -48,6 +48,8 @@ fn main() {
         .allowlist_function("rte_pktmbuf_pool_create(_extbuf)?")
         .allowlist_function("rte_mempool_(free|avail_count|in_use_count|lookup)")
         .allowlist_function("rte_extmem_(register|unregister)")
+        .allowlist_function("rte_eal_iova_mode|rte_mem_virt2iova|rte_mem_virt2memseg|rte_mem_virt2memseg_list")
+        .allowlist_function("rte_dev_dma_(map|unmap)|rte_dev_bus|rte_dev_name|rte_bus_name")
         .allowlist_function("rte_version")
         .allowlist_function("netvm_.*")
         .allowlist_type("rte_mbuf|rte_mempool|rte_eth_conf|rte_eth_dev_info|rte_eth_stats|rte_eth_link|rte_ether_addr|rte_pktmbuf_extmem|rte_eth_rxconf|rte_eth_txconf|rte_dev_iterator")

@@ -5,6 +5,7 @@
 #include <rte_lcore.h>
 #include <rte_cycles.h>
 #include <rte_dev.h>
+#include <rte_bus.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_pool_ops.h>

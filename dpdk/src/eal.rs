@@ -376,6 +376,18 @@ impl Drop for EalInner {
     }
 }
 
+/// How DPDK addresses memory for devices (`rte_eal_iova_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IovaMode {
+    /// IOVA = virtual address (`--iova-mode=va`, the [`EalBuilder`] default). A PCI device then
+    /// needs an IOMMU (vfio-pci) mapping of every region it DMAs into.
+    Va,
+    /// IOVA = physical address (`--iova-mode=pa`).
+    Pa,
+    /// A value this crate does not know (DPDK's `RTE_IOVA_DC` is never the mode after init).
+    Unknown(u32),
+}
+
 /// A handle on the process's initialised EAL. Cheap to clone; the EAL is cleaned up (and its
 /// runtime directory removed) when the last handle — including those inside ports and pools —
 /// is dropped.
@@ -393,6 +405,21 @@ impl Eal {
     /// Whether the EAL runs without hugepages.
     pub fn no_huge(&self) -> bool {
         self.inner.no_huge
+    }
+
+    /// The IOVA mode the EAL settled on: what DPDK gives devices as the bus address of memory
+    /// ([`IovaMode::Va`] unless `--iova-mode=pa` was passed, see [`EalBuilder::args`]).
+    pub fn iova_mode(&self) -> IovaMode {
+        // SAFETY: the EAL is initialised (self exists); reads a value fixed at init.
+        let m = unsafe { sys::rte_eal_iova_mode() };
+        if m == sys::rte_iova_mode_RTE_IOVA_PA {
+            IovaMode::Pa
+        } else if m == sys::rte_iova_mode_RTE_IOVA_VA {
+            IovaMode::Va
+        } else {
+            // RTE_IOVA_DC ("don't care") only exists before init completes.
+            IovaMode::Unknown(m)
+        }
     }
 
     /// TSC frequency in Hz as DPDK measured it.

@@ -8,6 +8,9 @@
 //! * [`Mempool`]: an mbuf pool, either ordinary or with **data buffers in caller-provided memory**
 //!   (`rte_pktmbuf_pool_create_extbuf`): the mbuf headers stay in DPDK-private memory while the
 //!   packet bytes live in, e.g., a trust domain's shared hugepage region.
+//! * [`ExtMemRegistration`]: makes such caller-mapped memory DMA-ready: registered with DPDK
+//!   with one IOVA per page (from the EAL's IOVA mode) and DMA-mapped for the ports that need
+//!   it; [`Mempool::new_extbuf_registered`] then gives each mbuf the registered IOVA.
 //! * [`Mbuf`]: an owning mbuf (freed on drop) and [`MbufArray`], a fixed-size burst of them.
 //!
 //! What it is not: the data plane. Hot-path users get raw-pointer access through
@@ -19,11 +22,13 @@
 #![warn(missing_docs)]
 
 mod eal;
+mod extmem;
 mod mbuf;
 mod mempool;
 mod port;
 
-pub use eal::{register_thread, unregister_thread, Eal, EalBuilder, EalError};
+pub use eal::{register_thread, unregister_thread, Eal, EalBuilder, EalError, IovaMode};
+pub use extmem::{DmaMapped, ExtMemError, ExtMemRegistration, IovaRun, BAD_IOVA};
 pub use mbuf::{Mbuf, MbufArray};
 pub use mempool::{ExtMem, Mempool, MempoolError};
 pub use port::{LinkInfo, Port, PortConfig, PortError, PortInfo, PortStats};

@@ -76,6 +76,11 @@ impl Mbuf {
         self.raw().buf_addr.cast()
     }
 
+    /// IO address of the data buffer, what a device DMAs to (`buf_iova`).
+    pub fn buf_iova(&self) -> u64 {
+        self.raw().buf_iova
+    }
+
     /// Sets offset and length of a single-segment packet, bounded by the buffer size.
     /// Returns false (and changes nothing) if they do not fit.
     pub fn set_data(&mut self, off: u16, len: u16) -> bool {

@@ -3,8 +3,9 @@
 use std::any::Any;
 use std::ffi::CString;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
-use crate::{sys, Eal, Mbuf, MbufArray};
+use crate::{sys, Eal, ExtMemRegistration, IovaMode, Mbuf, MbufArray, BAD_IOVA};
 
 /// Errors creating or using a pool.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,38 @@ pub enum MempoolError {
         elt_size: u16,
         /// Smallest usable element (headroom + 64 bytes of data).
         min: u16,
+    },
+    /// The external area is not (entirely) inside the registration given.
+    #[error(
+        "external memory at {ptr:#x} of {len} bytes is not inside the registered area at \
+         {reg_base:#x} of {reg_len} bytes"
+    )]
+    NotRegistered {
+        /// Area start.
+        ptr: usize,
+        /// Area length.
+        len: usize,
+        /// Registered area start.
+        reg_base: usize,
+        /// Registered area length.
+        reg_len: usize,
+    },
+    /// The area's IOVAs are not contiguous (IOVA-as-PA mode over hugepages that are not
+    /// physically adjacent). DPDK gives element `i` the IOVA `iova + i * elt_size`, and the
+    /// fixed layout (element `i` at `ptr + i * elt_size`) puts elements across page borders, so
+    /// a device would write part of a packet to the wrong physical page.
+    #[error(
+        "external memory at {ptr:#x} of {len} bytes is not IOVA-contiguous (first break at \
+         offset {offset:#x}); its elements cross page borders, so a device could not DMA into \
+         them: run the EAL with --iova-mode=va (needs vfio-pci with an IOMMU for PCI NICs)"
+    )]
+    IovaNotContiguous {
+        /// Area start.
+        ptr: usize,
+        /// Area length.
+        len: usize,
+        /// Offset, from the area start, of the first byte whose IOVA does not follow on.
+        offset: usize,
     },
     /// DPDK refused to create the pool.
     #[error("creating mempool {name:?} failed: {message} (rte_errno {errno})")]
@@ -61,6 +94,9 @@ pub struct Mempool {
     name: String,
     size: u32,
     ext: Option<ExtMem>,
+    ext_iova: Option<u64>,
+    // Dropped after the pool is freed and before `owner` (the mapping): unregister, then unmap.
+    reg: Option<Arc<ExtMemRegistration>>,
     owner: Option<Box<dyn Any + Send + Sync>>,
     _eal: Eal,
 }
@@ -71,6 +107,8 @@ impl std::fmt::Debug for Mempool {
             .field("name", &self.name)
             .field("size", &self.size)
             .field("ext", &self.ext)
+            .field("ext_iova", &self.ext_iova)
+            .field("registered", &self.reg.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +154,8 @@ impl Mempool {
             name: name.into(),
             size: n,
             ext: None,
+            ext_iova: None,
+            reg: None,
             owner: None,
             _eal: eal.clone(),
         })
@@ -125,6 +165,12 @@ impl Mempool {
     /// elements of `ext` (`rte_pktmbuf_pool_create_extbuf`, pinned external buffers). Mbuf `k`
     /// of the pool keeps the same element for its whole life. `owner` is kept alive as long
     /// as the pool (e.g. the mapping `ext` points into).
+    ///
+    /// The memory is not registered with DPDK, so only devices that do not DMA (vdevs) can
+    /// use the pool. Each buffer's IOVA is its virtual address in IOVA-as-VA mode (the
+    /// [`crate::EalBuilder`] default) and [`BAD_IOVA`] in IOVA-as-PA mode (the physical address
+    /// is unknown here). For a PCI NIC, register the area and use
+    /// [`Mempool::new_extbuf_registered`].
     ///
     /// # Safety
     /// `ext.ptr..ext.ptr+ext.len` must be readable and writable memory that stays mapped for as
@@ -138,6 +184,82 @@ impl Mempool {
         ext: ExtMem,
         socket: i32,
         owner: Option<Box<dyn Any + Send + Sync>>,
+    ) -> Result<Self, MempoolError> {
+        let iova = match eal.iova_mode() {
+            IovaMode::Va => ext.ptr.as_ptr() as u64,
+            IovaMode::Pa | IovaMode::Unknown(_) => BAD_IOVA,
+        };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Self::create_extbuf(eal, name, n, cache, ext, iova, socket, owner, None) }
+    }
+
+    /// Like [`Mempool::new_extbuf`], over an area registered with DPDK: each mbuf's `buf_iova`
+    /// is the registration's IOVA of its buffer ([`ExtMemRegistration::iova_of`]), so any port
+    /// the registration was DMA-mapped for can receive into the pool. The pool keeps `reg`
+    /// alive, so the area is unregistered only after the pool is freed (and before `owner` is
+    /// dropped).
+    ///
+    /// Fails with [`MempoolError::NotRegistered`] when `ext` is not inside `reg`, and with
+    /// [`MempoolError::IovaNotContiguous`] when the IOVAs of `ext` are not contiguous (possible
+    /// only in IOVA-as-PA mode): DPDK takes one IOVA per area and elements cross page borders.
+    ///
+    /// # Safety
+    /// As for [`Mempool::new_extbuf`]: the area stays mapped, readable and writable, while the
+    /// pool or any mbuf of it exists, and is not treated as Rust-owned memory.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn new_extbuf_registered(
+        eal: &Eal,
+        name: &str,
+        n: u32,
+        cache: u32,
+        ext: ExtMem,
+        reg: Arc<ExtMemRegistration>,
+        socket: i32,
+        owner: Option<Box<dyn Any + Send + Sync>>,
+    ) -> Result<Self, MempoolError> {
+        let ptr = ext.ptr.as_ptr();
+        if !reg.contains(ptr, ext.len) {
+            return Err(MempoolError::NotRegistered {
+                ptr: ptr as usize,
+                len: ext.len,
+                reg_base: reg.base().as_ptr() as usize,
+                reg_len: reg.len(),
+            });
+        }
+        let Some(iova) = reg.contiguous_iova(ptr, ext.len) else {
+            let start = ptr as usize - reg.base().as_ptr() as usize;
+            let offset = reg
+                .iova_runs()
+                .iter()
+                .map(|r| r.offset + r.len)
+                .find(|&end| end > start)
+                .map_or(0, |end| end - start);
+            return Err(MempoolError::IovaNotContiguous {
+                ptr: ptr as usize,
+                len: ext.len,
+                offset,
+            });
+        };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { Self::create_extbuf(eal, name, n, cache, ext, iova, socket, owner, Some(reg)) }
+    }
+
+    /// Creates an extbuf pool whose area starts at IOVA `iova` (element `i` at
+    /// `iova + i * elt_size`).
+    ///
+    /// # Safety
+    /// As for [`Mempool::new_extbuf`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn create_extbuf(
+        eal: &Eal,
+        name: &str,
+        n: u32,
+        cache: u32,
+        ext: ExtMem,
+        iova: u64,
+        socket: i32,
+        owner: Option<Box<dyn Any + Send + Sync>>,
+        reg: Option<Arc<ExtMemRegistration>>,
     ) -> Result<Self, MempoolError> {
         let c = cname(name)?;
         let min = 128 + 64;
@@ -154,8 +276,7 @@ impl Mempool {
         }
         let em = sys::rte_pktmbuf_extmem {
             buf_ptr: ext.ptr.as_ptr().cast(),
-            // IOVA-as-VA (the EalBuilder default): the IO address is the virtual address.
-            buf_iova: ext.ptr.as_ptr() as u64,
+            buf_iova: iova,
             buf_len: ext.len,
             elt_size: ext.elt_size,
         };
@@ -179,6 +300,8 @@ impl Mempool {
             name: name.into(),
             size: n,
             ext: Some(ext),
+            ext_iova: Some(iova),
+            reg,
             owner,
             _eal: eal.clone(),
         })
@@ -202,6 +325,17 @@ impl Mempool {
     /// The external area, for extbuf pools.
     pub fn ext_mem(&self) -> Option<ExtMem> {
         self.ext
+    }
+
+    /// IOVA of the external area's first byte, for extbuf pools ([`BAD_IOVA`] when unknown).
+    pub fn ext_iova(&self) -> Option<u64> {
+        self.ext_iova
+    }
+
+    /// The registration the pool's area belongs to, for pools made with
+    /// [`Mempool::new_extbuf_registered`].
+    pub fn registration(&self) -> Option<&Arc<ExtMemRegistration>> {
+        self.reg.as_ref()
     }
 
     /// Mbufs available (per-lcore caches included).
@@ -267,6 +401,11 @@ impl Drop for Mempool {
                  freeing memory under them",
                 self.name
             );
+            // Devices may still write into the mbufs that are out: keep the area registered
+            // (and DMA-mapped) and mapped.
+            if let Some(r) = self.reg.take() {
+                std::mem::forget(r);
+            }
             if let Some(o) = self.owner.take() {
                 std::mem::forget(o);
             }

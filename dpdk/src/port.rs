@@ -2,6 +2,7 @@
 
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{sys, Eal, MbufArray, Mempool};
@@ -239,6 +240,33 @@ impl Port {
     /// Configured TX queue count.
     pub fn tx_queues(&self) -> u16 {
         self.tx_queues
+    }
+
+    /// The port's generic `rte_device` (for bus-level calls such as DMA mapping) and its
+    /// driver name. Valid until the port is closed.
+    pub(crate) fn rte_device(&self) -> Result<(NonNull<sys::rte_device>, String), PortError> {
+        let mut info = MaybeUninit::<sys::rte_eth_dev_info>::zeroed();
+        // SAFETY: info is a valid out pointer to a zeroed struct of the right type.
+        let ret = unsafe { sys::rte_eth_dev_info_get(self.id, info.as_mut_ptr()) };
+        self.op("rte_eth_dev_info_get", ret)?;
+        // SAFETY: initialised by the successful call above (zeroed before).
+        let info = unsafe { info.assume_init() };
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: driver_name is a static NUL-terminated string owned by the driver.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let dev = NonNull::new(info.device).ok_or_else(|| PortError::Op {
+            name: self.name.clone(),
+            port: self.id,
+            step: "rte_eth_dev_info_get (no rte_device)",
+            errno: libc::ENODEV,
+            message: crate::strerror(libc::ENODEV),
+        })?;
+        Ok((dev, driver))
     }
 
     /// Driver facts.

@@ -51,6 +51,9 @@ fn null_rx_lands_in_file_mapping() {
                     "packet data {data:p} outside the file mapping"
                 );
                 assert_eq!(len, 64);
+                // Unregistered pool in IOVA-as-VA mode (the default): IOVA = VA.
+                // SAFETY: m is an owned valid mbuf in the burst.
+                assert_eq!(unsafe { (*m).buf_iova }, addr as u64);
             }
             burst.clear();
         }

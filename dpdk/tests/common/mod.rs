@@ -44,6 +44,11 @@ impl FileMap {
         if !on_hugetlbfs {
             println!("NOTE: /dev/hugepages is not hugetlbfs; mapping {tag} from /dev/shm");
         }
+        Self::create_in(&dir, tag, len, on_hugetlbfs)
+    }
+
+    /// A mapping of a new file in `dir` (`on_hugetlbfs` says what `dir` is).
+    pub fn create_in(dir: &std::path::Path, tag: &str, len: usize, on_hugetlbfs: bool) -> Self {
         let path = dir.join(format!("netvm-test-{tag}.{}.region", std::process::id()));
         let f = std::fs::OpenOptions::new()
             .read(true)
