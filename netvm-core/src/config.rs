@@ -51,9 +51,24 @@ pub struct Config {
     #[schemars(range(min = 64, max = 65536))]
     pub ring_capacity: u32,
     /// Quarantine an NF (deliver nothing more to it, take its buffers back) once it has
-    /// returned more than this many rejected descriptors; unset: never.
+    /// returned more than this many rejected descriptors; unset: never. (A corrupt ring index
+    /// and hoarding quarantine an NF whatever this says.)
     #[serde(default)]
     pub quarantine_after: Option<u64>,
+    /// An NF that holds its whole buffer quota and returns nothing for this many milliseconds
+    /// is quarantined (hoarding).
+    #[serde(default = "default_hoard_timeout_ms")]
+    #[schemars(range(min = 1))]
+    pub hoard_timeout_ms: u64,
+    /// After a quarantine has taken an NF's buffers back, reserve its slot again so that a
+    /// (restarted) NF can attach by itself. Default false: only the control socket's `attach`
+    /// (an operator) re-opens a quarantined NF.
+    #[serde(default)]
+    pub quarantine_reattach: bool,
+}
+
+fn default_hoard_timeout_ms() -> u64 {
+    2000
 }
 
 fn default_name() -> String {
@@ -64,6 +79,18 @@ fn default_workers() -> Vec<WorkerConfig> {
 }
 fn default_ring_capacity() -> u32 {
     1024
+}
+
+impl Config {
+    /// The buffer quota of NF `nf`: its configured `quota`, else `ring_capacity` × (workers +
+    /// 1) — what its RX rings (one per worker) and its TX ring can hold.
+    #[must_use]
+    pub fn nf_quota(&self, nf: &NfConfig) -> u32 {
+        nf.quota.unwrap_or_else(|| {
+            let rings = u32::try_from(self.workers.len()).unwrap_or(u32::MAX).saturating_add(1);
+            self.ring_capacity.saturating_mul(rings)
+        })
+    }
 }
 
 /// One worker.
@@ -162,6 +189,12 @@ pub struct NfConfig {
     /// Guest resources for `kind: vm`.
     #[serde(default)]
     pub vm: Option<VmConfig>,
+    /// Most buffers of its domain this NF may hold at once (in its rings, being processed, or
+    /// kept); deliveries beyond it are dropped as `nf_quota` for this NF's chains only.
+    /// Default: what its rings can hold, `ring_capacity` × (workers + 1).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub quota: Option<u32>,
 }
 
 /// How a chain spreads packets over the instances of a service.
@@ -456,7 +489,23 @@ impl Config {
                     ));
                 }
             }
+            if let Some(q) = n.quota {
+                let bufs = self
+                    .domains
+                    .iter()
+                    .find(|d| d.name == n.domain)
+                    .map_or(0, |d| d.buffers);
+                if q == 0 || q > bufs {
+                    return Err(err(
+                        format!("nfs[{i}].quota"),
+                        format!("must be between 1 and the domain's {bufs} buffers"),
+                    ));
+                }
+            }
             services.insert(n.service.as_str());
+        }
+        if self.hoard_timeout_ms == 0 {
+            return Err(err("hoard_timeout_ms", "must be at least 1"));
         }
         let mut chains = HashSet::new();
         for (i, c) in self.chains.iter().enumerate() {

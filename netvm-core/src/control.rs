@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use crate::config::ChainConfig;
 use crate::stats::{Counters, DropReason, NfReport, PortReport, Report};
 use crate::worker::Command;
-use crate::{id32, nf_state, CoreError, Shared};
+use crate::{fault, id32, nf_state, CoreError, Shared};
 
 /// Lets a thread run on every CPU (threads inherit the EAL's pinning of the main thread).
 pub fn unpin_current_thread() {
@@ -48,10 +48,10 @@ pub fn unpin_current_thread() {
     }
 }
 
-/// Reserves (again) the slot of NF `i`: resets its rings, writes its identity.
+/// Reserves (again) the slot of NF `i` in its control region: resets its rings, writes its
+/// identity, clears a recorded fault.
 pub fn reserve_slot(sh: &Shared, i: usize) -> Result<(), CoreError> {
     let nf = &sh.nfs[i];
-    let dom = &sh.domains[usize::from(nf.domain)];
     let tables = sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let svc = tables.service_id(&nf.info.service).unwrap_or(u16::MAX);
     let inst = tables
@@ -60,20 +60,21 @@ pub fn reserve_slot(sh: &Shared, i: usize) -> Result<(), CoreError> {
         .and_then(|s| s.instances.iter().position(|&x| usize::from(x) == i))
         .unwrap_or(0);
     let region_err = |e| CoreError::Region {
-        path: dom.path.clone(),
+        path: nf.ctl_path.clone(),
         source: e,
     };
-    let slot = dom.region.slot(nf.slot).map_err(region_err)?;
-    let rings = dom
-        .region
+    let slot = nf.ctl.slot(0).map_err(region_err)?;
+    let rings = nf
+        .ctl
         .geometry()
-        .slot_rings(nf.slot)
-        .ok_or_else(|| CoreError::Internal(format!("slot {} has no rings", nf.slot)))?;
+        .slot_rings(0)
+        .ok_or_else(|| CoreError::Internal(format!("NF {} has no rings", nf.info.name)))?;
     for r in rings.rx_range().chain(std::iter::once(rings.tx)) {
-        dom.region.reset_ring(r, 0).map_err(region_err)?;
+        nf.ctl.reset_ring(r, 0).map_err(region_err)?;
     }
     slot.reserve(&nf.info.name, u32::from(svc), id32(inst))
         .map_err(region_err)?;
+    nf.fault.store(fault::NONE, Ordering::Relaxed);
     nf.state.store(nf_state::PENDING, Ordering::Release);
     Ok(())
 }
@@ -156,6 +157,8 @@ struct Supervisor {
     reclaiming: Vec<(usize, u64, bool)>,
     /// NFs detached by the operator: (index, when).
     detaching: Vec<(usize, Instant)>,
+    /// NFs at their quota: NF index → (returned count seen, since when it has not moved).
+    hoarding: std::collections::HashMap<usize, (u64, Instant)>,
 }
 
 fn broadcast(sh: &Shared, mk: impl Fn() -> Command) {
@@ -193,6 +196,22 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 impl Supervisor {
+    /// Whether NF `i` has held its whole quota without returning anything for
+    /// `hoard_timeout_ms`.
+    fn hoards(&mut self, sh: &Shared, i: usize, now: Instant) -> bool {
+        let nf = &sh.nfs[i];
+        if nf.held() < u64::from(nf.quota) {
+            self.hoarding.remove(&i);
+            return false;
+        }
+        let returned = nf.returned.load(Ordering::Relaxed);
+        let seen = self.hoarding.entry(i).or_insert((returned, now));
+        if seen.0 != returned {
+            *seen = (returned, now);
+        }
+        now.duration_since(seen.1) >= Duration::from_millis(sh.config.hoard_timeout_ms)
+    }
+
     /// Whether the NF in `slot` lives: by pid for processes, by heartbeat for guests.
     fn nf_alive(&mut self, i: usize, slot: &netvm_shm::SlotRef<'_>, now: Instant) -> bool {
         let pid = slot.nf_pid();
@@ -207,9 +226,28 @@ impl Supervisor {
         now.duration_since(seen.1) < GUEST_HEARTBEAT_TIMEOUT
     }
 
+    /// Cuts NF `i` off for `why` ([`fault`]): slot QUARANTINED, no more deliveries, its
+    /// buffers taken back; its slot is reserved again (rings reset) only with
+    /// `quarantine_reattach`, else by the control socket's `attach`.
+    fn quarantine(&mut self, sh: &Shared, i: usize, why: u8) {
+        let nf = &sh.nfs[i];
+        eprintln!(
+            "netvm-core: quarantining NF {} ({}); reclaiming its {} buffers",
+            nf.info.name,
+            fault::name(why),
+            nf.held()
+        );
+        nf.quarantined_for.store(why, Ordering::Relaxed);
+        if let Ok(slot) = nf.ctl.slot(0) {
+            slot.set_state(SlotState::Quarantined);
+        }
+        self.start_reclaim(sh, i, nf_state::QUARANTINED, sh.config.quarantine_reattach);
+    }
+
     fn start_reclaim(&mut self, sh: &Shared, i: usize, state: u8, rereserve: bool) {
         let nf = &sh.nfs[i];
         self.heartbeats.remove(&i);
+        self.hoarding.remove(&i);
         nf.state.store(state, Ordering::Release);
         let target = nf.reclaim_done.load(Ordering::Acquire) + sh.commands.len() as u64;
         broadcast(sh, || Command::ReclaimNf(crate::id16(i)));
@@ -238,7 +276,7 @@ impl Supervisor {
             if self.reclaiming.iter().any(|r| r.0 == i) {
                 continue;
             }
-            let Ok(slot) = sh.domains[usize::from(nf.domain)].region.slot(nf.slot) else {
+            let Ok(slot) = nf.ctl.slot(0) else {
                 continue;
             };
             let core_state = nf.state.load(Ordering::Acquire);
@@ -249,17 +287,21 @@ impl Supervisor {
                     broadcast(sh, || Command::AddNf(crate::id16(i)));
                 }
                 nf_state::ATTACHED => {
+                    // Misbehaviour first: a corrupt ring, too many rejects, hoarding.
+                    let f = nf.fault.load(Ordering::Relaxed);
+                    if f != fault::NONE {
+                        self.quarantine(sh, i, f);
+                        continue;
+                    }
                     if let Some(limit) = sh.config.quarantine_after {
                         if nf.rejects.load(Ordering::Relaxed) > limit {
-                            eprintln!(
-                                "netvm-core: quarantining NF {} after {} rejected descriptors",
-                                nf.info.name,
-                                nf.rejects.load(Ordering::Relaxed)
-                            );
-                            slot.set_state(SlotState::Quarantined);
-                            self.start_reclaim(sh, i, nf_state::QUARANTINED, false);
+                            self.quarantine(sh, i, fault::REJECTS);
                             continue;
                         }
+                    }
+                    if self.hoards(sh, i, now) {
+                        self.quarantine(sh, i, fault::HOARDING);
+                        continue;
                     }
                     if slot_state == Some(SlotState::Detached) {
                         self.start_reclaim(sh, i, nf_state::DETACHED, true);
@@ -358,7 +400,7 @@ pub fn handle(sh: &Shared, line: &str) -> Value {
             "running": sh.started.get().is_some() && !sh.stop.load(Ordering::SeqCst),
             "pid": std::process::id(),
             "nfs": sh.nfs.iter().map(|n| {
-                let pid = sh.domains[usize::from(n.domain)].region.slot(n.slot).map(|s| s.nf_pid()).unwrap_or(0);
+                let pid = n.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0);
                 json!({"name": n.info.name, "service": n.info.service, "domain": sh.domains[usize::from(n.domain)].name,
                        "state": nf_state::name(n.state.load(Ordering::Acquire)), "pid": pid})
             }).collect::<Vec<_>>(),
@@ -484,31 +526,15 @@ pub fn snapshot(sh: &Shared) -> Option<Report> {
 }
 
 /// Descriptors waiting in an NF's RX rings (core → NF): the saturation signal. Read from the
-/// ring words with every value treated as untrusted (a corrupt pair counts as 0).
-fn rx_occupancy(dom: &crate::domain::Domain, slot: u32) -> u32 {
-    let geom = dom.region.geometry();
-    let Some(rings) = geom.slot_rings(slot) else {
+/// ring words with atomic loads, every value untrusted (a corrupt pair counts as 0).
+fn rx_occupancy(nf: &crate::NfRt) -> u32 {
+    let Some(rings) = nf.ctl.geometry().slot_rings(0) else {
         return 0;
     };
-    let cap = geom.ring_capacity();
     rings
         .rx_range()
-        .filter_map(|r| dom.region.ring_control(r).ok())
-        .map(|ctl| {
-            // SAFETY: ring_control returns a pointer to a control block inside the live
-            // mapping; it is only read through its atomics.
-            let ctl = unsafe { ctl.as_ref() };
-            let used = ctl
-                .prod
-                .load(Ordering::Relaxed)
-                .wrapping_sub(ctl.cons.load(Ordering::Relaxed));
-            if used <= cap {
-                used
-            } else {
-                0
-            }
-        })
-        .sum()
+        .map(|r| nf.ctl.ring_occupancy(r).unwrap_or(0))
+        .fold(0u32, u32::saturating_add)
 }
 
 /// Builds a report from merged counters.
@@ -537,8 +563,8 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         .enumerate()
         .map(|(i, n)| {
             let dom = &sh.domains[usize::from(n.domain)];
-            let pid = dom.region.slot(n.slot).map(|s| s.nf_pid()).unwrap_or(0);
-            let occ = rx_occupancy(dom, n.slot);
+            let pid = n.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0);
+            let occ = rx_occupancy(n);
             let rejects: BTreeMap<String, u64> = netvm_shm::RejectReason::ALL
                 .iter()
                 .filter(|r| c.nf_rejects[i][**r as usize] > 0)

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dpdk::sys::rte_mbuf;
-use dpdk::{Eal, ExtMem, Mempool};
-use netvm_shm::{Region, RegionParams};
+use dpdk::{Eal, ExtMem, ExtMemError, ExtMemRegistration, Mempool};
+use netvm_shm::{Region, RegionKind, RegionParams};
 
 use crate::CoreError;
 
@@ -81,6 +81,8 @@ pub struct Domain {
     pub path: PathBuf,
     /// Pool over the region's buffer area.
     pub pool: Mempool,
+    /// The buffer area's registration with DPDK (IOVAs; DMA mappings per port).
+    pub dma: Arc<ExtMemRegistration>,
     /// Per-buffer facts, indexed by buffer index.
     pub bufs: Box<[BufMeta]>,
     /// Start of the buffer area in this process.
@@ -107,29 +109,27 @@ impl std::fmt::Debug for Domain {
 }
 
 impl Domain {
-    /// Creates the region file and the pool over its buffer area, and records each buffer's
-    /// mbuf.
-    #[allow(clippy::too_many_arguments)]
+    /// Creates the region file (header and packet buffers; NFs' slots and rings live in their
+    /// own control regions), registers its buffer area with DPDK for DMA, lays the pool over
+    /// it, and records each buffer's mbuf.
     pub fn create(
         eal: &Eal,
         id: u16,
         name: &str,
         dir: &std::path::Path,
         buffers: u32,
-        slots: u32,
-        workers: u32,
-        ring_capacity: u32,
     ) -> Result<Self, CoreError> {
         // A region left by a dead core for this domain is re-initialised in place (new
         // generation): NFs still attached to it see the change and re-attach to this core.
         let path = orphaned_region(dir, name)
             .unwrap_or_else(|| dir.join(format!("netvm-{name}.{}.region", std::process::id())));
         let params = RegionParams {
+            kind: RegionKind::Domain,
             domain_id: u32::from(id),
             domain_name: name.to_owned(),
-            slot_count: slots.max(1),
-            rx_rings_per_slot: workers,
-            ring_capacity,
+            slot_count: 0,
+            rx_rings_per_slot: 0,
+            ring_capacity: 0,
             buf_size: BUF_SIZE,
             buf_count: buffers,
         };
@@ -137,24 +137,48 @@ impl Domain {
             path: path.clone(),
             source: e,
         })?;
+        let r = Self::with_region(eal, id, name, &path, buffers, region);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        r
+    }
+
+    fn with_region(
+        eal: &Eal,
+        id: u16,
+        name: &str,
+        path: &std::path::Path,
+        buffers: u32,
+        region: Region,
+    ) -> Result<Self, CoreError> {
         let region = Arc::new(region);
-        let (area, len) = region.buf_area();
+        let (area, len) = region.buf_area().ok_or_else(|| {
+            CoreError::Internal(format!("region of domain {name} has no buffer area"))
+        })?;
         let ext = ExtMem {
             ptr: area,
             len,
             elt_size: BUF_SIZE_U16,
         };
+        let reg = register_dma(eal, &region, area, len)
+            .map_err(|e| CoreError::Dma {
+                domain: name.to_owned(),
+                source: e,
+            })?;
         let pool_name = format!("dom{id}");
         // SAFETY: `area..area+len` is the region's buffer area, mapped for as long as the
-        // region lives; the pool owns an Arc of the region, so the mapping outlives the pool
-        // and every mbuf of it. Nothing in this process treats the area as Rust-owned memory.
+        // region lives; the pool owns an Arc of the region (dropped after the pool and after
+        // the registration it holds), so the mapping outlives the pool and every mbuf of it.
+        // Nothing in this process treats the area as Rust-owned memory.
         let pool = unsafe {
-            Mempool::new_extbuf(
+            Mempool::new_extbuf_registered(
                 eal,
                 &pool_name,
                 buffers,
                 pool_cache(buffers),
                 ext,
+                Arc::clone(&reg),
                 -1,
                 Some(Box::new(region.clone())),
             )
@@ -196,8 +220,9 @@ impl Domain {
             id,
             name: name.to_owned(),
             region,
-            path,
+            path: path.to_path_buf(),
             pool,
+            dma: reg,
             bufs: table.into_boxed_slice(),
             area: base,
             buf_count: buffers,
@@ -239,10 +264,6 @@ impl Domain {
         let _ = std::fs::remove_file(&self.path);
     }
 
-    /// Region base (for building NF-facing pointers).
-    pub fn region_ptr(&self) -> NonNull<u8> {
-        self.region.as_ptr()
-    }
 }
 
 /// Per-lcore mempool cache size for a pool of `n` buffers: DPDK requires it below n / 1.5
@@ -287,4 +308,40 @@ fn orphaned_region(dir: &std::path::Path, domain: &str) -> Option<PathBuf> {
         eprintln!("netvm-core: re-initialising {} (its core, pid {pid}, is gone) in place: NFs still attached re-attach", path.display());
         path
     })
+}
+
+/// Registers the buffer area `area .. area + len` of `region` with DPDK as external memory, in
+/// whole pages of the file's page size (the domain layout starts the area on a 2 MiB boundary
+/// and the region size is a power of two, so the rounded-up length stays inside the mapping).
+fn register_dma(
+    eal: &Eal,
+    region: &Region,
+    area: NonNull<u8>,
+    len: usize,
+) -> Result<Arc<ExtMemRegistration>, ExtMemError> {
+    let page = region
+        .path()
+        .filter(|_| region.on_hugetlbfs() == Some(true))
+        .and_then(hugepage_size)
+        .unwrap_or(4096);
+    let offset = region.geometry().buf_area_offset();
+    let room = region.mapping_len().saturating_sub(offset);
+    let rounded = len.div_ceil(page).saturating_mul(page).min(room);
+    // SAFETY: `area .. area + rounded` lies inside the region's mapping (checked against the
+    // mapping length just above), which the pool keeps alive (it owns an Arc of the region and
+    // drops the registration before it); nothing treats it as Rust-owned memory.
+    unsafe { ExtMemRegistration::register(eal, area, rounded, page) }.map(Arc::new)
+}
+
+/// Page size of the hugetlbfs file at `path` (`statfs` block size).
+fn hugepage_size(path: &std::path::Path) -> Option<usize> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a writable statfs, both live for the call.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    usize::try_from(st.f_bsize).ok().filter(|b| b.is_power_of_two())
 }

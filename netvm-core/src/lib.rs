@@ -65,6 +65,15 @@ pub enum CoreError {
         source: dpdk::MempoolError,
     },
     /// A region could not be created.
+    /// Registering a domain's buffers with DPDK (IOVAs, DMA mappings) failed.
+    #[error("registering the buffers of domain {domain:?} for DMA")]
+    Dma {
+        /// The domain.
+        domain: String,
+        /// What DPDK said.
+        #[source]
+        source: dpdk::ExtMemError,
+    },
     #[error("region {}", path.display())]
     Region {
         /// Region file.
@@ -136,8 +145,10 @@ pub struct NfRt {
     pub info: NfInfo,
     /// Domain index.
     pub domain: u16,
-    /// Slot index in the domain's region.
-    pub slot: u32,
+    /// The NF's control region (its slot and rings; only this NF and the core map it).
+    pub ctl: netvm_shm::Region,
+    /// Its file.
+    pub ctl_path: PathBuf,
     /// Worker that drains its TX ring.
     pub worker: usize,
     /// [`nf_state`].
@@ -148,6 +159,56 @@ pub struct NfRt {
     pub reclaimed: AtomicU64,
     /// Workers that finished a reclaim of this NF.
     pub reclaim_done: AtomicU64,
+    /// Most buffers it may hold at once.
+    pub quota: u32,
+    /// Buffers delivered to it so far, per worker (each written by its worker only, once per
+    /// flush; read by the other workers' quota checks and the supervisor).
+    pub delivered: Box<[AtomicU64]>,
+    /// Buffers taken back from it so far (returns and reclaims; written by its draining worker).
+    pub returned: AtomicU64,
+    /// A corrupt ring seen by a worker ([`fault`]); the supervisor quarantines the NF.
+    pub fault: AtomicU8,
+    /// Why it was last quarantined ([`fault`] codes; 0: never).
+    pub quarantined_for: AtomicU8,
+}
+
+impl NfRt {
+    /// Buffers it holds now (delivered − returned, from the published counters).
+    pub fn held(&self) -> u64 {
+        let d: u64 = self
+            .delivered
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum();
+        d.saturating_sub(self.returned.load(Ordering::Relaxed))
+    }
+}
+
+/// Why the core cut an NF off.
+pub mod fault {
+    /// Nothing.
+    pub const NONE: u8 = 0;
+    /// More rejected descriptors than `quarantine_after`.
+    pub const REJECTS: u8 = 1;
+    /// It corrupted the index of its TX ring (producer index).
+    pub const TX_RING_CORRUPT: u8 = 2;
+    /// It corrupted the index of an RX ring (consumer index).
+    pub const RX_RING_CORRUPT: u8 = 3;
+    /// It held its whole quota and returned nothing for `hoard_timeout_ms`.
+    pub const HOARDING: u8 = 4;
+
+    /// Stable name for status and stats.
+    #[must_use]
+    pub fn name(f: u8) -> &'static str {
+        match f {
+            NONE => "none",
+            REJECTS => "rejects",
+            TX_RING_CORRUPT => "tx_ring_corrupt",
+            RX_RING_CORRUPT => "rx_ring_corrupt",
+            HOARDING => "hoarding",
+            _ => "unknown",
+        }
+    }
 }
 
 /// A port at run time.
@@ -199,6 +260,16 @@ pub struct Shared {
     pub gone_requests: Mutex<Vec<usize>>,
     /// When the ports started.
     pub started: OnceLock<Instant>,
+}
+
+impl Shared {
+    /// Removes every region file this core made: the domains' and the NFs' control regions.
+    pub fn remove_files(&self) {
+        for n in &self.nfs {
+            let _ = std::fs::remove_file(&n.ctl_path);
+        }
+        self.domains.iter().for_each(Domain::remove_file);
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -297,18 +368,8 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     })?;
     let mut domains = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
-        let slots = id32(cfg.nfs.iter().filter(|n| n.domain == d.name).count()) + 4;
         let id = u16::try_from(i).map_err(|_| CoreError::Internal("domain count".into()))?;
-        let dom = Domain::create(
-            &eal,
-            id,
-            &d.name,
-            &dir,
-            d.buffers,
-            slots,
-            id32(nworkers),
-            cfg.ring_capacity,
-        );
+        let dom = Domain::create(&eal, id, &d.name, &dir, d.buffers);
         match dom {
             Ok(dom) => domains.push(dom),
             Err(e) => {
@@ -338,6 +399,22 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             port.configure(&dcfg, &[&domains[usize::from(d)].pool])?;
             Ok::<_, dpdk::PortError>(port)
         })();
+        // Every domain's buffers may be received into (its own) or transmitted (any domain,
+        // after a chain's egress) by this port: DMA-map them all for its device. Virtual
+        // devices need no mapping (`NotNeeded`).
+        let r = r.map_err(|e| CoreError::Port {
+            name: p.name.clone(),
+            source: e,
+        });
+        let r = r.and_then(|port| {
+            for dom in &domains {
+                dom.dma.dma_map(&port).map_err(|e| CoreError::Dma {
+                    domain: dom.name.clone(),
+                    source: e,
+                })?;
+            }
+            Ok(port)
+        });
         match r {
             Ok(port) => ports.push(PortRt {
                 name: p.name.clone(),
@@ -347,34 +424,57 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             Err(e) => {
                 drop(ports);
                 cleanup(&domains);
-                return Err(CoreError::Port {
-                    name: p.name.clone(),
-                    source: e,
-                });
+                return Err(e);
             }
         }
     }
-    // Reserve a slot per NF, in its domain's region.
-    let mut nfs = Vec::new();
-    let mut next_slot = vec![0u32; domains.len()];
+    // One control region per NF (its slot and rings), next to its domain's region: only that
+    // NF and the core map it, so an NF can never reach another NF's control words.
+    let mut nfs: Vec<NfRt> = Vec::new();
+    let cleanup_nfs = |nfs: &Vec<NfRt>| {
+        for n in nfs {
+            let _ = std::fs::remove_file(&n.ctl_path);
+        }
+    };
     for (i, n) in cfg.nfs.iter().enumerate() {
         let d = dom_idx(&n.domain);
-        let slot = next_slot[usize::from(d)];
-        next_slot[usize::from(d)] += 1;
-        let nf = NfRt {
+        let dom = &domains[usize::from(d)];
+        let ctl_path = netvm_shm::control_path(&dom.path, &n.name);
+        let params = netvm_shm::RegionLayout::control_params(
+            dom.region.geometry(),
+            id32(nworkers),
+            cfg.ring_capacity,
+        );
+        let ctl = match netvm_shm::Region::create_or_replace(&ctl_path, &params) {
+            Ok(r) => r,
+            Err(e) => {
+                cleanup_nfs(&nfs);
+                cleanup(&domains);
+                return Err(CoreError::Region {
+                    path: ctl_path,
+                    source: e,
+                });
+            }
+        };
+        nfs.push(NfRt {
             info: NfInfo {
                 name: n.name.clone(),
                 service: n.service.clone(),
             },
             domain: d,
-            slot,
+            ctl,
+            ctl_path,
             worker: i % nworkers,
             state: AtomicU8::new(nf_state::PENDING),
             rejects: AtomicU64::new(0),
             reclaimed: AtomicU64::new(0),
             reclaim_done: AtomicU64::new(0),
-        };
-        nfs.push(nf);
+            quota: cfg.nf_quota(n),
+            delivered: (0..nworkers).map(|_| AtomicU64::new(0)).collect(),
+            returned: AtomicU64::new(0),
+            fault: AtomicU8::new(fault::NONE),
+            quarantined_for: AtomicU8::new(fault::NONE),
+        });
     }
     let port_ids = |name: &str| {
         cfg.ports
@@ -385,6 +485,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     let tables = match Tables::build(&cfg, &port_ids) {
         Ok(t) => t,
         Err(e) => {
+            cleanup_nfs(&nfs);
             cleanup(&domains);
             return Err(e.into());
         }
@@ -407,7 +508,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     };
     for i in 0..shared.nfs.len() {
         if let Err(e) = control::reserve_slot(&shared, i) {
-            shared.domains.iter().for_each(Domain::remove_file);
+            shared.remove_files();
             return Err(e);
         }
     }
@@ -420,9 +521,7 @@ pub fn run(cfg: Config, opts: &RunOptions) -> Result<Report, CoreError> {
     install_signals();
     let shared = build(cfg)?;
     let res = run_built(&shared, opts);
-    for d in &shared.domains {
-        d.remove_file();
-    }
+    shared.remove_files();
     let _ = std::fs::remove_file(shared.config.control_socket());
     let mut report = res?;
     // Close the ports (their RX rings give mbufs back), then every pool must be full.
@@ -437,6 +536,12 @@ pub fn run(cfg: Config, opts: &RunOptions) -> Result<Report, CoreError> {
                 eal,
                 ..
             } = sh;
+            // Unmap DMA before the devices close (a PCI device's mapping must go first).
+            for p in &ports {
+                for d in &domains {
+                    let _ = d.dma.dma_unmap(&p.port);
+                }
+            }
             drop(ports);
             report.pools_full = Some(domains.iter().all(Domain::pool_full));
             rest = Some((domains, eal));

@@ -218,20 +218,19 @@ impl Worker {
 impl State {
     fn open_nf(&mut self, sh: &Shared, nf: u16) {
         let n = &sh.nfs[usize::from(nf)];
-        let dom = &sh.domains[usize::from(n.domain)];
-        // Ring ids come from the core's private geometry, never from the slot's ring-id words:
-        // the NF can rewrite those (it could otherwise point this worker at another NF's ring).
-        let Some(rings) = dom.region.geometry().slot_rings(n.slot) else {
+        // Ring ids come from the core's private geometry of the NF's own control region, never
+        // from the slot's ring-id words (the NF can rewrite those).
+        let Some(rings) = n.ctl.geometry().slot_rings(0) else {
             return;
         };
         let link = &mut self.nfs[usize::from(nf)];
         if link.rx.is_none() {
             if let Some(r) = rings.rx_range().nth(self.id) {
-                link.rx = dom.region.producer(r).ok();
+                link.rx = n.ctl.producer(r).ok();
             }
         }
         if link.tx.is_none() && n.worker == self.id {
-            link.tx = dom.region.consumer(rings.tx).ok();
+            link.tx = n.ctl.consumer(rings.tx).ok();
         }
     }
 

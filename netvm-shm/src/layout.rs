@@ -43,6 +43,9 @@ pub const BUF_ALIGN: u32 = 64;
 pub const MAX_BUF_SIZE: u32 = 65472;
 /// Areas (slot table, ring area, buffer area) start on a page boundary.
 pub const AREA_ALIGN: u64 = 4096;
+/// Offset of a domain region's buffer area (one 2 MiB hugepage), so that the buffer area is
+/// whole hugepages that can be registered for DMA on their own.
+pub const DOMAIN_BUF_ALIGN: u64 = 2 << 20;
 /// Smallest region: one 2 MiB hugepage.
 pub const MIN_REGION_SIZE: u64 = 2 << 20;
 /// Largest region accepted.
@@ -807,7 +810,15 @@ impl RegionLayout {
                 }
                 (buf_area_offset, rings_end)
             }
-            _ => (
+            // A domain region starts its buffers on a 2 MiB boundary: the core registers
+            // exactly the buffer area with DPDK for DMA, in whole hugepages.
+            RegionKind::Domain => (
+                DOMAIN_BUF_ALIGN,
+                DOMAIN_BUF_ALIGN
+                    .checked_add(buf_area_len)
+                    .ok_or(ovf("region size"))?,
+            ),
+            RegionKind::Combined => (
                 rings_end,
                 rings_end
                     .checked_add(buf_area_len)
