@@ -12,8 +12,8 @@ use netvm_shm::{Region, RegionParams};
 
 use crate::CoreError;
 
-/// Bytes per packet buffer: 128 headroom + 2048 data room.
-pub const BUF_SIZE: u32 = 2176;
+pub use netvm_api::buffer::BUF_SIZE;
+/// [`BUF_SIZE`] as DPDK's pool takes it.
 const BUF_SIZE_U16: u16 = 2176;
 const _: () = assert!(BUF_SIZE_U16 as u32 == BUF_SIZE);
 
