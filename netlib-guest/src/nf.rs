@@ -783,7 +783,7 @@ impl Nf {
                 }
                 if self.cfg.write_pid {
                     let pid = self.att.region.header().core_pid();
-                    if !slot::pid_alive(pid) {
+                    if !netvm_shm::proc::pid_alive(pid) {
                         return Err(NfError::CoreGone { pid });
                     }
                 }
@@ -823,7 +823,7 @@ impl Nf {
         if self.cfg.write_pid && self.stats.sleeps % 16 == 0 {
             if let Source::File(path) = &self.source {
                 let pid = self.att.region.header().core_pid();
-                if pid != 0 && !slot::pid_alive(pid) && !path.exists() {
+                if pid != 0 && !netvm_shm::proc::pid_alive(pid) && !path.exists() {
                     return Err(NfError::CoreExited { pid });
                 }
             }

@@ -169,38 +169,12 @@ fn broadcast(sh: &Shared, mk: impl Fn() -> Command) {
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if p <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks existence and permission.
-    let r = unsafe { libc::kill(p, 0) };
-    if r != 0 {
-        return std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-    }
-    // A killed process that its parent has not reaped yet still answers kill(0): a zombie
-    // (state `Z` after the command name in /proc/PID/stat) or a dead one (`X`) is gone.
-    match std::fs::read(format!("/proc/{p}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .iter()
-                .rposition(|&b| b == b')')
-                .and_then(|i| stat.get(i + 2).copied());
-            !matches!(state, Some(b'Z' | b'X'))
-        }
-        Err(_) => true,
-    }
-}
-
 impl Supervisor {
     /// Whether the NF in `slot` lives: by pid for processes, by heartbeat for guests.
     fn nf_alive(&mut self, i: usize, slot: &netvm_shm::SlotRef<'_>, now: Instant) -> bool {
         let pid = slot.nf_pid();
         if pid != 0 {
-            return pid_alive(pid);
+            return netvm_shm::proc::pid_alive(pid);
         }
         let beat = slot.heartbeat();
         let seen = self.heartbeats.entry(i).or_insert((beat, now));
