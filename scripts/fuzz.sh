@@ -9,13 +9,21 @@ secs="${1:-60}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/fuzz"
 corpus="$root/fuzz/corpus"
-mkdir -p "$corpus/config_parse" "$corpus/desc_validation"
+mkdir -p "$corpus/config_parse" "$corpus/desc_validation" "$corpus/control_request"
 # Valid configs seed the config corpus (random bytes are almost never JSON).
 for f in "$root"/examples/*.json; do
     [ -e "$f" ] && cp -f "$f" "$corpus/config_parse/"
 done
+# One line of every control command seeds the request corpus.
+i=0
+for r in '{"cmd":"status"}' '{"cmd":"stats"}' '{"cmd":"shutdown"}' '{"cmd":"detach","nf":"fw1"}' \
+    '{"cmd":"attach","nf":"fw1"}' '{"cmd":"gone","nf":"fw1"}' \
+    '{"cmd":"set_chains","chains":[{"name":"c","services":["fw"],"egress":"out","match":{"in_port":"in","dst":"10.0.0.0/8","proto":"udp","dst_port":"53-60"}}]}'; do
+    printf '%s\n' "$r" > "$corpus/control_request/seed$i.json"
+    i=$((i + 1))
+done
 cargo build --release --offline --target-dir "$root/fuzz/target"
-for t in desc_validation config_parse; do
+for t in desc_validation config_parse control_request; do
     echo "== $t for ${secs}s"
     "$root/fuzz/target/release/$t" --secs "$secs" --corpus "$corpus/$t" --seed "$RANDOM"
 done

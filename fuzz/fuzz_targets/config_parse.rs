@@ -6,7 +6,7 @@
 fn main() {
     let target = |data: &[u8]| {
         if let Ok(s) = std::str::from_utf8(data) {
-            if let Ok(cfg) = netvm_core::config::Config::from_json(s) {
+            if let Ok(cfg) = netvm_api::config::Config::from_json(s) {
                 let _ = cfg.validate();
             }
         }

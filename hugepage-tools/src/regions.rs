@@ -21,8 +21,8 @@
 //! [`clean_stale`] removes a file only if all of these hold:
 //! - it is a regular file (not a link, not a directory) at the top level of a scanned directory;
 //! - its name follows the convention exactly, so the owning core's pid is known;
-//! - that pid is not alive (`kill(pid, 0)` fails with `ESRCH`; any other answer, including
-//!   `EPERM` and zombies, counts as alive);
+//! - that pid is not alive (`netvm_shm::proc::pid_alive`: `kill(pid, 0)` fails with `ESRCH`, or
+//!   the process is a zombie, which maps nothing any more; `EPERM` counts as alive);
 //! - no process maps it or holds it open (`/proc/<pid>/maps` by device and inode or path,
 //!   `/proc/<pid>/fd/*`): an NF or a QEMU guest may outlive its core and still use the region.
 //!
@@ -155,7 +155,7 @@ pub struct ProcRoot {
 }
 
 impl ProcRoot {
-    /// The running system: liveness by `kill(pid, 0)`, users from `/proc`.
+    /// The running system: liveness by `netvm_shm::proc::pid_alive`, users from `/proc`.
     pub fn system() -> ProcRoot {
         ProcRoot {
             root: PathBuf::from(sysfs::SYSTEM_ROOT),
@@ -177,22 +177,13 @@ impl ProcRoot {
         self.root.join("proc")
     }
 
-    /// Whether process `pid` exists. Errors other than "no such process" count as alive.
+    /// Whether process `pid` is alive (a zombie is not; `EPERM` is).
     pub fn is_alive(&self, pid: u32) -> bool {
-        let Ok(raw) = libc::pid_t::try_from(pid) else {
-            return false; // not a pid the kernel can hand out
-        };
-        if raw <= 0 {
-            return false;
-        }
         if !self.signals {
-            return self.proc_dir().join(pid.to_string()).is_dir();
+            return libc::pid_t::try_from(pid).is_ok_and(|p| p > 0)
+                && self.proc_dir().join(pid.to_string()).is_dir();
         }
-        // SAFETY: kill with signal 0 sends nothing and only checks that `raw` names an existing
-        // process we could signal; `raw` is positive (checked above), so it never addresses a
-        // process group or every process.
-        let rc = unsafe { libc::kill(raw, 0) };
-        rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        netvm_shm::proc::pid_alive(pid)
     }
 
     /// For each target (device, inode, path), the pids that map it or hold it open.

@@ -886,7 +886,7 @@ impl Nf {
                 }
                 if self.cfg.write_pid {
                     let pid = self.att.ctl.header().core_pid();
-                    if !slot::pid_alive(pid) {
+                    if !netvm_shm::proc::pid_alive(pid) {
                         return Err(NfError::CoreGone { pid });
                     }
                 }
@@ -926,7 +926,7 @@ impl Nf {
         if self.cfg.write_pid && self.stats.sleeps % 16 == 0 {
             if let Source::Files { control, .. } = &self.source {
                 let pid = self.att.ctl.header().core_pid();
-                if pid != 0 && !slot::pid_alive(pid) && !control.exists() {
+                if pid != 0 && !netvm_shm::proc::pid_alive(pid) && !control.exists() {
                     return Err(NfError::CoreExited { pid });
                 }
             }

@@ -100,30 +100,6 @@ pub(crate) fn check_name(name: &str) -> Result<(), NfError> {
     Ok(())
 }
 
-/// Whether process `pid` exists (a zombie counts as dead). EPERM means it exists.
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if p <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 sends nothing; it only checks that `p` exists.
-    let r = unsafe { libc::kill(p, 0) };
-    if r != 0 {
-        return std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    }
-    // `/proc/<pid>/stat` is "pid (comm) S ..."; comm may contain spaces or parentheses, so
-    // take the state after the last ')'.
-    match std::fs::read_to_string(format!("/proc/{p}/stat")) {
-        Ok(s) => s
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_none_or(|state| state != "Z" && state != "X"),
-        Err(_) => true,
-    }
-}
-
 /// How the attaching NF identifies itself.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Claimant {
@@ -164,7 +140,7 @@ pub(crate) fn claim(
             slot_state::ATTACHED => {
                 let pid = slot.pid();
                 let dead = if pid != 0 {
-                    pid != std::process::id() && !pid_alive(pid)
+                    pid != std::process::id() && !netvm_shm::proc::pid_alive(pid)
                 } else {
                     heartbeat_stopped(&slot, who.heartbeat_window)
                 };
@@ -240,17 +216,5 @@ mod tests {
         assert!(check_name("").is_err());
         assert!(check_name(&"x".repeat(32)).is_err());
         assert!(check_name("a\0b").is_err());
-    }
-
-    #[test]
-    fn liveness() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(0));
-        assert!(!pid_alive(u32::MAX));
-        // A child that exited and was reaped is dead.
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        assert!(!pid_alive(pid));
     }
 }

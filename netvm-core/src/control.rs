@@ -13,7 +13,8 @@
 //!   reclaim its buffers now and reserve its slot again.
 //! * `{"cmd":"shutdown"}` → stops the core.
 //!
-//! Every answer has `"ok": true|false` and, when false, `"error"`.
+//! Every answer has `"ok": true|false` and, when false, `"error"`. The requests and answers
+//! are typed in `netvm_api::protocol`; [`handle`] parses a line into its `Request`.
 //!
 //! The supervisor (same thread, every 2 ms) follows the NF slots: RESERVED→ATTACHED starts
 //! delivery; a clean DETACHED, a dead process, or a reject count past `quarantine_after`
@@ -27,10 +28,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use netvm_api::protocol::{
+    Answer, NfStatus, PortStatus, RegionStatus, Request, SetChainsAnswer, StatsAnswer, StatusAnswer,
+};
 use netvm_shm::SlotState;
 use serde_json::{json, Value};
 
-use crate::config::ChainConfig;
 use crate::stats::{Counters, DropReason, NfReport, PortReport, Report};
 use crate::worker::Command;
 use crate::{fault, id32, nf_state, CoreError, Shared};
@@ -169,32 +172,6 @@ fn broadcast(sh: &Shared, mk: impl Fn() -> Command) {
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if p <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks existence and permission.
-    let r = unsafe { libc::kill(p, 0) };
-    if r != 0 {
-        return std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
-    }
-    // A killed process that its parent has not reaped yet still answers kill(0): a zombie
-    // (state `Z` after the command name in /proc/PID/stat) or a dead one (`X`) is gone.
-    match std::fs::read(format!("/proc/{p}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .iter()
-                .rposition(|&b| b == b')')
-                .and_then(|i| stat.get(i + 2).copied());
-            !matches!(state, Some(b'Z' | b'X'))
-        }
-        Err(_) => true,
-    }
-}
-
 impl Supervisor {
     /// Whether NF `i` has held its whole quota without returning anything for
     /// `hoard_timeout_ms`.
@@ -216,7 +193,7 @@ impl Supervisor {
     fn nf_alive(&mut self, i: usize, slot: &netvm_shm::SlotRef<'_>, now: Instant) -> bool {
         let pid = slot.nf_pid();
         if pid != 0 {
-            return pid_alive(pid);
+            return netvm_shm::proc::pid_alive(pid);
         }
         let beat = slot.heartbeat();
         let seen = self.heartbeats.entry(i).or_insert((beat, now));
@@ -375,47 +352,78 @@ fn serve(sh: &Shared, stream: UnixStream) {
 }
 
 fn fail(msg: impl Into<String>) -> Value {
-    json!({"ok": false, "error": msg.into()})
+    answer(&Answer::error(msg))
+}
+
+/// An answer as JSON; an error answer if it cannot be one (a region path that is not UTF-8).
+fn answer(a: &impl serde::Serialize) -> Value {
+    serde_json::to_value(a).unwrap_or_else(
+        |e| json!({"ok": false, "error": format!("the answer cannot be written as JSON: {e}")}),
+    )
 }
 
 /// Handles one request line.
 pub fn handle(sh: &Shared, line: &str) -> Value {
-    let req: Value = match serde_json::from_str(line) {
-        Ok(v) => v,
-        Err(e) => return fail(format!("request is not JSON: {e}")),
+    let req = match Request::parse(line) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
     };
-    let nf_idx = |req: &Value| -> Result<usize, Value> {
-        let name = req
-            .get("nf")
-            .and_then(Value::as_str)
-            .ok_or_else(|| fail("missing \"nf\""))?;
+    let nf_idx = |name: &str| -> Result<usize, Value> {
         sh.nfs
             .iter()
             .position(|n| n.info.name == name)
             .ok_or_else(|| fail(format!("no NF named {name:?}")))
     };
-    match req.get("cmd").and_then(Value::as_str) {
-        Some("status") => json!({
-            "ok": true,
-            "running": sh.started.get().is_some() && !sh.stop.load(Ordering::SeqCst),
-            "pid": std::process::id(),
-            "nfs": sh.nfs.iter().map(|n| {
-                let pid = n.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0);
-                json!({"name": n.info.name, "service": n.info.service, "domain": sh.domains[usize::from(n.domain)].name,
-                       "state": nf_state::name(n.state.load(Ordering::Acquire)), "pid": pid})
-            }).collect::<Vec<_>>(),
-            "ports": sh.ports.iter().map(|p| json!({"name": p.name, "device": p.port.devargs()})).collect::<Vec<_>>(),
-            "regions": sh.domains.iter().map(|d| json!({"domain": d.name, "path": d.path})).collect::<Vec<_>>(),
+    match req {
+        Request::Status => answer(&StatusAnswer {
+            ok: true,
+            running: sh.started.get().is_some() && !sh.stop.load(Ordering::SeqCst),
+            pid: std::process::id(),
+            nfs: sh
+                .nfs
+                .iter()
+                .map(|n| {
+                    let dom = &sh.domains[usize::from(n.domain)];
+                    NfStatus {
+                        name: n.info.name.clone(),
+                        service: n.info.service.clone(),
+                        domain: dom.name.clone(),
+                        state: nf_state::name(n.state.load(Ordering::Acquire)).into(),
+                        pid: n.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0),
+                        control: n.ctl_path.clone(),
+                        quarantined_for: match n.quarantined_for.load(Ordering::Relaxed) {
+                            fault::NONE => None,
+                            f => Some(fault::name(f).to_owned()),
+                        },
+                    }
+                })
+                .collect(),
+            ports: sh
+                .ports
+                .iter()
+                .map(|p| PortStatus {
+                    name: p.name.clone(),
+                    device: p.port.devargs().to_owned(),
+                })
+                .collect(),
+            regions: sh
+                .domains
+                .iter()
+                .map(|d| RegionStatus {
+                    domain: d.name.clone(),
+                    path: d.path.clone(),
+                })
+                .collect(),
         }),
-        Some("stats") => match snapshot(sh) {
-            Some(r) => json!({"ok": true, "stats": r}),
+        Request::Stats => match snapshot(sh) {
+            Some(stats) => answer(&StatsAnswer { ok: true, stats }),
             None => fail("workers are not running"),
         },
-        Some("shutdown") => {
+        Request::Shutdown => {
             sh.stop.store(true, Ordering::SeqCst);
-            json!({"ok": true})
+            answer(&Answer::ok())
         }
-        Some("detach") => match nf_idx(&req) {
+        Request::Detach { nf } => match nf_idx(&nf) {
             Ok(i) => {
                 // No new packets from now on; returns are still taken back. The supervisor
                 // reclaims what is left after a grace period.
@@ -424,11 +432,11 @@ pub fn handle(sh: &Shared, line: &str) -> Value {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(i);
-                json!({"ok": true})
+                answer(&Answer::ok())
             }
             Err(e) => e,
         },
-        Some("gone") => match nf_idx(&req) {
+        Request::Gone { nf } => match nf_idx(&nf) {
             // The manager saw the NF's process (or its guest's QEMU) exit: reclaim now rather
             // than wait for the pid check or the guest heartbeat timeout.
             Ok(i) => {
@@ -436,11 +444,11 @@ pub fn handle(sh: &Shared, line: &str) -> Value {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(i);
-                json!({"ok": true})
+                answer(&Answer::ok())
             }
             Err(e) => e,
         },
-        Some("attach") => match nf_idx(&req) {
+        Request::Attach { nf } => match nf_idx(&nf) {
             Ok(i) => {
                 let s = sh.nfs[i].state.load(Ordering::Acquire);
                 if s == nf_state::ATTACHED || s == nf_state::PENDING {
@@ -451,19 +459,13 @@ pub fn handle(sh: &Shared, line: &str) -> Value {
                     ));
                 }
                 match reserve_slot(sh, i) {
-                    Ok(()) => json!({"ok": true}),
+                    Ok(()) => answer(&Answer::ok()),
                     Err(e) => fail(e.to_string()),
                 }
             }
             Err(e) => e,
         },
-        Some("set_chains") => {
-            let chains: Vec<ChainConfig> =
-                match req.get("chains").cloned().map(serde_json::from_value) {
-                    Some(Ok(c)) => c,
-                    Some(Err(e)) => return fail(format!("chains: {e}")),
-                    None => return fail("missing \"chains\""),
-                };
+        Request::SetChains { chains } => {
             let mut cfg = sh.config.clone();
             cfg.chains = chains.clone();
             if let Err(e) = cfg.validate() {
@@ -485,10 +487,11 @@ pub fn handle(sh: &Shared, line: &str) -> Value {
             *guard = Arc::clone(&t);
             drop(guard);
             broadcast(sh, || Command::Tables(Arc::clone(&t)));
-            json!({"ok": true, "version": t.version})
+            answer(&SetChainsAnswer {
+                ok: true,
+                version: t.version,
+            })
         }
-        Some(other) => fail(format!("unknown command {other:?}")),
-        None => fail("missing \"cmd\""),
     }
 }
 

@@ -12,8 +12,8 @@ use netvm_shm::{Region, RegionKind, RegionParams};
 
 use crate::CoreError;
 
-/// Bytes per packet buffer: 128 headroom + 2048 data room.
-pub const BUF_SIZE: u32 = 2176;
+pub use netvm_api::buffer::BUF_SIZE;
+/// [`BUF_SIZE`] as DPDK's pool takes it.
 const BUF_SIZE_U16: u16 = 2176;
 const _: () = assert!(BUF_SIZE_U16 as u32 == BUF_SIZE);
 
@@ -273,7 +273,8 @@ fn pool_cache(n: u32) -> u32 {
 }
 
 /// The newest `netvm-<domain>.<pid>.region` in `dir` whose core `pid` is dead (a crashed core's
-/// region, possibly still mapped by its NFs), if any.
+/// region, possibly still mapped by its NFs), if any. A core that is a zombie is dead
+/// ([`netvm_shm::proc::pid_alive`]).
 fn orphaned_region(dir: &std::path::Path, domain: &str) -> Option<PathBuf> {
     let prefix = format!("netvm-{domain}.");
     let me = std::process::id();
@@ -288,14 +289,11 @@ fn orphaned_region(dir: &std::path::Path, domain: &str) -> Option<PathBuf> {
         else {
             continue;
         };
-        let Ok(p) = libc::pid_t::try_from(pid) else {
+        // pid 0 and pids beyond pid_t were never a core's: not an orphan, just a stray name.
+        if pid == 0 || libc::pid_t::try_from(pid).is_err() {
             continue;
-        };
-        // SAFETY: signal 0 only asks whether the process exists.
-        let dead = pid != me
-            && p > 0
-            && unsafe { libc::kill(p, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        }
+        let dead = pid != me && !netvm_shm::proc::pid_alive(pid);
         let Ok(md) = e.metadata() else { continue };
         if dead && md.is_file() {
             let t = md.modified().unwrap_or(std::time::UNIX_EPOCH);

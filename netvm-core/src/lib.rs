@@ -4,7 +4,8 @@
 //! with a DPDK pool whose **data buffers live in the region** while mbuf headers stay
 //! core-private, and the workers that move packet references between ports and NF rings.
 //!
-//! * [`config`]: the JSON configuration and its validation (shared with `netvm-manager`).
+//! * [`config`]: the JSON configuration and its validation (re-exported from `netvm-api`, which
+//!   `netvm-manager` uses without DPDK).
 //! * [`domain`]: a trust domain at run time — region, pool, per-buffer ownership table.
 //! * [`tables`]: services, chains and classification rules, swapped whole at run time.
 //! * [`worker`]: the run-to-completion hot loop and every check of NF input.
@@ -16,7 +17,7 @@
 //! is acted on only if the ownership table says that NF holds it now. The core never reads
 //! back ring ids or geometry from shared memory after creating a region.
 
-pub mod config;
+pub use netvm_api::config;
 pub mod control;
 pub mod domain;
 pub mod stats;

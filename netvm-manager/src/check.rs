@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use netvm_core::config::{Config, ConfigError, NfKind};
+use netvm_api::config::{Config, ConfigError, NfKind};
 
 use crate::error::ManagerError;
 use crate::hugepages;

@@ -1,12 +1,13 @@
-//! Client of the core's control socket: one JSON request per line, one JSON answer per line
-//! (see `netvm_core::control` for the commands).
+//! Client of the core's control socket: one [`Request`] per line, one typed answer per line
+//! (the protocol is `netvm_api::protocol`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
+use netvm_api::protocol::{parse_answer, AnswerError, Request};
+use serde::de::DeserializeOwned;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -18,16 +19,18 @@ pub enum ControlError {
     #[error("request {cmd:?} failed")]
     Io {
         /// The command.
-        cmd: String,
+        cmd: &'static str,
         /// The OS error.
         #[source]
         source: std::io::Error,
     },
-    /// The answer was not JSON.
-    #[error("answer to {cmd:?} is not JSON: {line:?}")]
+    /// The answer was not JSON, or not the answer to this request.
+    #[error("answer to {cmd:?} is malformed ({reason}): {line:?}")]
     BadAnswer {
         /// The command.
-        cmd: String,
+        cmd: &'static str,
+        /// What is wrong with it.
+        reason: String,
         /// What came back.
         line: String,
     },
@@ -35,47 +38,34 @@ pub enum ControlError {
     #[error("the core refused {cmd:?}: {error}")]
     Refused {
         /// The command.
-        cmd: String,
+        cmd: &'static str,
         /// Its error text.
         error: String,
     },
 }
 
-/// Sends `req` and returns the answer (whose `ok` was true).
-pub fn request(socket: &Path, req: &Value, timeout: Duration) -> Result<Value, ControlError> {
-    let cmd = req
-        .get("cmd")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_string();
-    let io = |source| ControlError::Io {
-        cmd: cmd.clone(),
-        source,
-    };
+/// Sends `req` and returns the answer, parsed as `A` (e.g. `StatusAnswer`, or `Answer` where
+/// only success matters), once its `ok` was true.
+pub fn request<A: DeserializeOwned>(
+    socket: &Path,
+    req: &Request,
+    timeout: Duration,
+) -> Result<A, ControlError> {
+    let cmd = req.cmd();
+    let io = |source| ControlError::Io { cmd, source };
     let mut s = UnixStream::connect(socket).map_err(ControlError::Connect)?;
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;
-    writeln!(s, "{req}").map_err(io)?;
+    writeln!(s, "{}", req.to_line()).map_err(io)?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).map_err(io)?;
-    let v: Value = serde_json::from_str(line.trim()).map_err(|_| ControlError::BadAnswer {
-        cmd: cmd.clone(),
-        line: line.trim().to_string(),
-    })?;
-    if v.get("ok") != Some(&Value::Bool(true)) {
-        return Err(ControlError::Refused {
+    let line = line.trim();
+    parse_answer(line).map_err(|e| match e {
+        AnswerError::Refused { error } => ControlError::Refused { cmd, error },
+        AnswerError::Malformed { reason } => ControlError::BadAnswer {
             cmd,
-            error: v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no reason given")
-                .to_string(),
-        });
-    }
-    Ok(v)
-}
-
-/// `{"cmd": cmd}`.
-pub fn cmd(cmd: &str) -> Value {
-    serde_json::json!({ "cmd": cmd })
+            reason,
+            line: line.to_string(),
+        },
+    })
 }

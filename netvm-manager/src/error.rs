@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use netvm_core::config::ConfigError;
+use netvm_api::config::ConfigError;
 
 /// Everything that can go wrong in a manager command.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use hugepage_tools::{HugepageStatus, PageSize};
-use netvm_core::config::Config;
+use netvm_api::config::Config;
 use netvm_shm::{LayoutError, RegionLayout, RegionParams};
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +37,7 @@ pub fn region_size(cfg: &Config, i: usize) -> Result<u64, LayoutError> {
             .saturating_add(SPARE_SLOTS),
         rx_rings_per_slot: u32::try_from(cfg.workers.len()).unwrap_or(u32::MAX),
         ring_capacity: cfg.ring_capacity,
-        buf_size: netvm_core::domain::BUF_SIZE,
+        buf_size: netvm_api::buffer::BUF_SIZE,
         buf_count: d.buffers,
     };
     let layout = RegionLayout::compute(&params)?;

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use netvm_api::protocol::{Answer, NfStatus, Request, StatsAnswer, StatusAnswer};
 
 use crate::check::{self, Overrides};
 use crate::control;
@@ -109,7 +109,7 @@ pub fn clean_dead(st: &State) -> Vec<String> {
     let mut stuck = Vec::new();
     if let Some(core) = &st.core {
         if core.alive() {
-            let _ = control::request(&st.socket, &control::cmd("shutdown"), REQUEST_TIMEOUT);
+            let _ = control::request::<Answer>(&st.socket, &Request::Shutdown, REQUEST_TIMEOUT);
             if !wait_until(CORE_EXIT_TIMEOUT, || !core.alive())
                 && !stop_recorded("netvm-core", core, Duration::from_secs(10))
             {
@@ -157,7 +157,7 @@ pub fn down(target: &Target, timeout: Duration) -> Result<(), ManagerError> {
     let socket = run_dir.join("control.sock");
     let Some(st) = State::load(&run_dir)? else {
         // A core started without the manager: it can still be asked to stop.
-        if control::request(&socket, &control::cmd("shutdown"), REQUEST_TIMEOUT).is_ok() {
+        if control::request::<Answer>(&socket, &Request::Shutdown, REQUEST_TIMEOUT).is_ok() {
             note(format!(
                 "no state file in {}; asked the core on {} to shut down",
                 run_dir.display(),
@@ -170,7 +170,7 @@ pub fn down(target: &Target, timeout: Duration) -> Result<(), ManagerError> {
         });
     };
     let manager_alive = st.manager.alive() && st.manager.pid != std::process::id();
-    match control::request(&st.socket, &control::cmd("shutdown"), REQUEST_TIMEOUT) {
+    match control::request::<Answer>(&st.socket, &Request::Shutdown, REQUEST_TIMEOUT) {
         Ok(_) => note(format!("asked netvm-core of {:?} to shut down", st.name)),
         Err(e) => {
             note(format!(
@@ -238,7 +238,7 @@ pub fn status(target: &Target, json: bool) -> Result<String, ManagerError> {
     let socket = st
         .as_ref()
         .map_or_else(|| run_dir.join("control.sock"), |s| s.socket.clone());
-    let core = control::request(&socket, &control::cmd("status"), REQUEST_TIMEOUT);
+    let core = control::request::<StatusAnswer>(&socket, &Request::Status, REQUEST_TIMEOUT);
     if st.is_none() && core.is_err() {
         return Err(ManagerError::NotRunning {
             why: format!(
@@ -257,9 +257,7 @@ pub fn status(target: &Target, json: bool) -> Result<String, ManagerError> {
     }
     let mut o = String::new();
     let core_v = core.as_ref().ok();
-    let running = core_v
-        .and_then(|v| v.get("running"))
-        .and_then(Value::as_bool);
+    let running = core_v.map(|v| v.running);
     let name = st.as_ref().map_or("?", |s| s.name.as_str());
     o.push_str(&format!(
         "instance {name:?}: {}\n",
@@ -300,16 +298,9 @@ pub fn status(target: &Target, json: bool) -> Result<String, ManagerError> {
             crate::error::chain(e)
         )),
     }
-    let core_nfs: Vec<Value> = core_v
-        .and_then(|v| v.get("nfs"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let core_nfs: &[NfStatus] = core_v.map_or(&[], |v| &v.nfs);
     let rec_nfs = st.as_ref().map(|s| s.nfs.clone()).unwrap_or_default();
-    let mut names: Vec<String> = core_nfs
-        .iter()
-        .filter_map(|n| n.get("name").and_then(Value::as_str).map(String::from))
-        .collect();
+    let mut names: Vec<String> = core_nfs.iter().map(|n| n.name.clone()).collect();
     for r in &rec_nfs {
         if !names.contains(&r.name) {
             names.push(r.name.clone());
@@ -322,25 +313,18 @@ pub fn status(target: &Target, json: bool) -> Result<String, ManagerError> {
         ));
     }
     for n in names {
-        let c = core_nfs
-            .iter()
-            .find(|v| v.get("name").and_then(Value::as_str) == Some(n.as_str()));
+        let c = core_nfs.iter().find(|v| v.name == n);
         let r = rec_nfs.iter().find(|r| r.name == n);
-        let get = |k: &str| {
-            c.and_then(|v| v.get(k))
-                .and_then(Value::as_str)
-                .map(String::from)
-        };
         o.push_str(&format!(
             "  {:<14} {:<12} {:<10} {:<12} {:>8} {:<9} {:>5}  {}\n",
             n,
-            get("service")
-                .or_else(|| r.map(|r| r.service.clone()))
+            c.map(|c| c.service.as_str())
+                .or_else(|| r.map(|r| r.service.as_str()))
                 .unwrap_or_default(),
-            get("domain")
-                .or_else(|| r.map(|r| r.domain.clone()))
+            c.map(|c| c.domain.as_str())
+                .or_else(|| r.map(|r| r.domain.as_str()))
                 .unwrap_or_default(),
-            get("state").unwrap_or_else(|| "-".into()),
+            c.map_or("-", |c| c.state.as_str()),
             r.map(|r| r.proc.pid.to_string())
                 .unwrap_or_else(|| "-".into()),
             r.map_or("-", |r| alive_word(r.proc.alive())),
@@ -350,29 +334,11 @@ pub fn status(target: &Target, json: bool) -> Result<String, ManagerError> {
                 .unwrap_or_default()
         ));
     }
-    for p in core_v
-        .and_then(|v| v.get("ports"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        o.push_str(&format!(
-            "  port {:<9} {}\n",
-            p.get("name").and_then(Value::as_str).unwrap_or("?"),
-            p.get("device").and_then(Value::as_str).unwrap_or("?")
-        ));
+    for p in core_v.map_or(&[][..], |v| &v.ports) {
+        o.push_str(&format!("  port {:<9} {}\n", p.name, p.device));
     }
-    for r in core_v
-        .and_then(|v| v.get("regions"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        o.push_str(&format!(
-            "  region {:<7} {}\n",
-            r.get("domain").and_then(Value::as_str).unwrap_or("?"),
-            r.get("path").and_then(Value::as_str).unwrap_or("?")
-        ));
+    for r in core_v.map_or(&[][..], |v| &v.regions) {
+        o.push_str(&format!("  region {:<7} {}\n", r.domain, r.path.display()));
     }
     if let Some(h) = st.as_ref().and_then(|s| s.hugepages) {
         o.push_str(&format!(
@@ -397,19 +363,12 @@ pub struct StatsOptions {
 }
 
 fn fetch(socket: &Path) -> Result<Report, ManagerError> {
-    let v =
-        control::request(socket, &control::cmd("stats"), REQUEST_TIMEOUT).map_err(|source| {
-            ManagerError::Control {
-                socket: socket.to_path_buf(),
-                source,
-            }
-        })?;
-    serde_json::from_value(v.get("stats").cloned().unwrap_or(Value::Null)).map_err(|source| {
-        ManagerError::Json {
-            path: socket.to_path_buf(),
+    control::request::<StatsAnswer>(socket, &Request::Stats, REQUEST_TIMEOUT)
+        .map(|a| a.stats)
+        .map_err(|source| ManagerError::Control {
+            socket: socket.to_path_buf(),
             source,
-        }
-    })
+        })
 }
 
 /// `stats [--watch]`: counters, rates since start; with `--watch` a table per interval with

@@ -1,7 +1,7 @@
 //! # netvm-manager
 //!
 //! The control plane of netvm: reads one JSON config (the types and the core's validation live
-//! in `netvm_core::config`), checks it fully before anything starts, and runs an instance —
+//! in `netvm_api::config`), checks it fully before anything starts, and runs an instance —
 //! hugepages, `netvm-core`, one pinned process per NF — until it is told to stop, then tears it
 //! down in order and prints a summary whose accounting says whether every packet is accounted
 //! for.
@@ -13,15 +13,18 @@
 //!   shell; [`state`]: the state file that makes that possible.
 //! * [`hugepages`]: what an instance needs and the reservation that is undone at teardown.
 //! * [`proc`]: child processes (own process group, parent-death signal, CPU pinning, logs).
-//! * [`control`]: the client side of the core's control socket.
+//! * [`control`]: the client side of the core's control socket (typed requests and answers
+//!   from `netvm_api::protocol`).
 //! * [`report`]: the core's report, rates, live displays and the final summary.
 //! * [`pcapgen`]: the demo's traffic.
 //!
 //! * [`vm`]: `kind: "vm"` NFs — the guest image, KVM/TCG detection, the QEMU command line
 //!   (one ivshmem-plain BAR per domain, nothing else of the host's memory), per-VM files.
 //!
-//! What it is not: it does not forward packets (the core does). It only ever signals
-//! processes it started (core, NF processes, QEMU), by pid, checked against their start time.
+//! What it is not: it does not forward packets (the core does), and it does not link DPDK
+//! (what it shares with the core is in the DPDK-free `netvm-api`: config, report, control
+//! protocol; and `netvm-shm`: region layout). It only ever signals processes it started (core,
+//! NF processes, QEMU), by pid, checked against their start time.
 
 #![warn(missing_docs)]
 

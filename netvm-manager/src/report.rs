@@ -1,116 +1,15 @@
 //! The core's stats report as the manager reads it, rates between two reports, the live
 //! displays (`up`'s progress line, `stats --watch`'s table) and the final summary.
 //!
-//! [`Report`] mirrors `netvm_core::stats::Report` (which is only `Serialize`) field by field,
-//! every field defaulted, so a newer core with more fields still parses.
+//! [`Report`] is the core's own type (`netvm_api::report`): every field defaulted and unknown
+//! fields ignored, so a newer core with more fields still parses.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use netvm_api::report::verdict_idx;
+pub use netvm_api::report::{NfReport, PortReport, Report};
 use serde::{Deserialize, Serialize};
-
-/// Per-port figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PortReport {
-    /// Port name.
-    pub name: String,
-    /// Packets received.
-    pub rx: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Packets transmitted.
-    pub tx: u64,
-    /// Bytes transmitted.
-    pub tx_bytes: u64,
-    /// Packets the device dropped.
-    pub dev_imissed: u64,
-    /// RX mbuf allocation failures.
-    pub dev_rx_nombuf: u64,
-    /// Fields of a newer core, kept as they came.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Per-NF figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NfReport {
-    /// Instance name.
-    pub name: String,
-    /// Service.
-    pub service: String,
-    /// Domain.
-    pub domain: String,
-    /// pending, attached, detached, quarantined, dead.
-    pub state: String,
-    /// Pid the NF wrote into its slot.
-    pub pid: u32,
-    /// Delivered to it.
-    pub delivered: u64,
-    /// Taken back from it.
-    pub returned: u64,
-    /// Held by it now: the saturation signal.
-    pub held: i64,
-    /// Verdicts: next, service, out, drop.
-    pub verdicts: [u64; 4],
-    /// Rejected descriptors by reason.
-    pub rejects: BTreeMap<String, u64>,
-    /// RX ring occupancy.
-    pub rx_ring_occupancy: u32,
-    /// Buffers the core took back from it (detach, death, quarantine).
-    pub reclaimed: u64,
-    /// Fields of a newer core, kept as they came.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-/// A stats snapshot of the core.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Report {
-    /// Snapshot epoch.
-    pub epoch: u64,
-    /// Taken at one instant across workers.
-    pub consistent: bool,
-    /// Seconds since the ports started.
-    pub uptime_s: f64,
-    /// Total received.
-    pub received: u64,
-    /// Total transmitted.
-    pub transmitted: u64,
-    /// Total dropped.
-    pub dropped: u64,
-    /// Held by NFs.
-    pub in_flight: i64,
-    /// Buffers owned by NFs.
-    pub owned_by_nfs: u64,
-    /// received = transmitted + dropped + in flight.
-    pub accounting_ok: bool,
-    /// Drops by reason.
-    pub drops: BTreeMap<String, u64>,
-    /// Per port.
-    pub ports: Vec<PortReport>,
-    /// Per NF.
-    pub nfs: Vec<NfReport>,
-    /// Packets per chain.
-    pub chains: BTreeMap<String, u64>,
-    /// Packets copied across domains.
-    pub domain_copies: u64,
-    /// Flow cache hits.
-    pub flow_cache_hits: u64,
-    /// Flow cache misses.
-    pub flow_cache_misses: u64,
-    /// Corrupt NF TX rings seen.
-    pub ring_corrupt: u64,
-    /// Buffers NFs still held at shutdown.
-    pub held_at_shutdown: BTreeMap<String, i64>,
-    /// Every pool full after shutdown (final report only).
-    pub pools_full: Option<bool>,
-    /// Fields of a newer core, kept as they came.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
 
 /// One firewall rule and its hits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,11 +129,13 @@ pub fn mpps(pps: f64) -> String {
     format!("{:.3} Mpps", pps / 1e6)
 }
 
-fn signed(n: i64) -> String {
+fn signed(n: i128) -> String {
+    let abs = n.unsigned_abs();
+    let digits = u64::try_from(abs).map_or_else(|_| abs.to_string(), thousands);
     if n < 0 {
-        format!("-{}", thousands(n.unsigned_abs()))
+        format!("-{digits}")
     } else {
-        thousands(n.unsigned_abs())
+        digits
     }
 }
 
@@ -317,10 +218,10 @@ pub fn render_summary(s: &Summary) -> String {
                 n.domain,
                 thousands(n.delivered),
                 thousands(n.returned),
-                thousands(n.verdicts[0]),
-                thousands(n.verdicts[1]),
-                thousands(n.verdicts[2]),
-                thousands(n.verdicts[3]),
+                thousands(n.verdicts[verdict_idx::NEXT]),
+                thousands(n.verdicts[verdict_idx::SERVICE]),
+                thousands(n.verdicts[verdict_idx::OUT]),
+                thousands(n.verdicts[verdict_idx::DROP]),
             );
         }
     }
@@ -509,7 +410,7 @@ pub fn render_table(name: &str, d: &Delta<'_>) -> String {
                 n.pid,
                 d.nf_rate(i, |n| n.delivered) / 1e6,
                 d.nf_rate(i, |n| n.returned) / 1e6,
-                d.nf_rate(i, |n| n.verdicts[3]) / 1e6,
+                d.nf_rate(i, |n| n.verdicts[verdict_idx::DROP]) / 1e6,
                 n.held,
                 n.rx_ring_occupancy,
                 rejects
@@ -581,8 +482,9 @@ mod tests {
             "flow_cache_hits": 1, "flow_cache_misses": 1, "ring_corrupt": 0,
             "held_at_shutdown": {}, "pools_full": true, "something_new": 1
         });
+        // A field of a newer core is ignored.
         let r: Report = serde_json::from_value(v).unwrap();
-        assert_eq!(r.extra.get("something_new"), Some(&serde_json::json!(1)));
+        assert_eq!(r.nfs[0].verdicts[verdict_idx::DROP], 4);
         let s = Summary::new("x", "code 0".into(), r.clone());
         assert!(s.ok);
         assert_eq!(s.rx_pps, 5.0);

@@ -1,4 +1,4 @@
-//! The JSON Schema of the config, generated from the types of `netvm_core::config` (schemars
+//! The JSON Schema of the config, generated from the types of `netvm_api::config` (schemars
 //! derive), so it cannot drift from what the parser accepts. The shipped copy is
 //! `schema/netvm-config.schema.json`; a test checks it equals [`generate`]'s output.
 
@@ -7,7 +7,7 @@ pub const SHIPPED_PATH: &str = "schema/netvm-config.schema.json";
 
 /// The schema as pretty-printed JSON with a trailing newline.
 pub fn generate() -> String {
-    let mut schema = schemars::schema_for!(netvm_core::config::Config);
+    let mut schema = schemars::schema_for!(netvm_api::config::Config);
     schema.insert("title".into(), "netvm configuration".into());
     let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
     s.push('\n');

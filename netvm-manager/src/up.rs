@@ -24,11 +24,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use netvm_core::config::NfKind;
-use serde_json::Value;
+use netvm_api::config::NfKind;
+use netvm_api::protocol::{Answer, Request, StatsAnswer, StatusAnswer};
 
 use crate::check::{self, Loaded, Overrides};
-use crate::control;
+use crate::control::{self, ControlError};
 use crate::error::{io, ManagerError};
 use crate::hugepages::{self, Reservation};
 use crate::proc::{self, Spawned, Spec, POLL};
@@ -202,14 +202,18 @@ pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
         ));
         crate::instance::clean_dead(&old);
     }
-    if let Ok(v) = control::request(&socket, &control::cmd("status"), REQUEST_TIMEOUT) {
+    // Anything that answers on the socket is a running core, even an answer this manager
+    // does not understand (its pid is then unknown: 0).
+    let answering =
+        match control::request::<StatusAnswer>(&socket, &Request::Status, REQUEST_TIMEOUT) {
+            Ok(st) => Some(st.pid),
+            Err(ControlError::Connect(_) | ControlError::Io { .. }) => None,
+            Err(ControlError::BadAnswer { .. } | ControlError::Refused { .. }) => Some(0),
+        };
+    if let Some(pid) = answering {
         return Err(ManagerError::AlreadyRunning {
             name: loaded.config.name.clone(),
-            pid: v
-                .get("pid")
-                .and_then(Value::as_u64)
-                .and_then(|p| u32::try_from(p).ok())
-                .unwrap_or(0),
+            pid,
             state: socket,
         });
     }
@@ -305,16 +309,9 @@ impl Instance {
         self.save();
         let status = self.wait_socket()?;
         let regions: BTreeMap<String, String> = status
-            .get("regions")
-            .and_then(Value::as_array)
+            .regions
             .into_iter()
-            .flatten()
-            .filter_map(|r| {
-                Some((
-                    r.get("domain")?.as_str()?.to_string(),
-                    r.get("path")?.as_str()?.to_string(),
-                ))
-            })
+            .map(|r| (r.domain, r.path.display().to_string()))
             .collect();
         for (i, n) in self.loaded.config.nfs.iter().enumerate() {
             if signals::received().is_some() {
@@ -452,7 +449,7 @@ impl Instance {
     /// QEMU and its arguments for VM NF `n` on `region` (see [`crate::vm`]).
     fn vm_command(
         &self,
-        n: &netvm_core::config::NfConfig,
+        n: &netvm_api::config::NfConfig,
         region: &Path,
     ) -> Result<(PathBuf, Vec<String>), ManagerError> {
         let img = self
@@ -512,7 +509,7 @@ impl Instance {
         let need = hugepages::estimate(&self.loaded.config, on_huge).map_err(|e| {
             ManagerError::Invalid {
                 file: self.loaded.file.clone(),
-                source: netvm_core::config::ConfigError {
+                source: netvm_api::config::ConfigError {
                     path: "domains".into(),
                     reason: e.to_string(),
                 },
@@ -551,7 +548,7 @@ impl Instance {
         })
     }
 
-    fn wait_socket(&mut self) -> Result<Value, ManagerError> {
+    fn wait_socket(&mut self) -> Result<StatusAnswer, ManagerError> {
         let t0 = Instant::now();
         loop {
             if let Some(e) = self.core_exited_error() {
@@ -561,10 +558,10 @@ impl Instance {
                 return Err(ManagerError::Interrupted);
             }
             if self.state.socket.exists() {
-                if let Ok(v) =
-                    control::request(&self.state.socket, &control::cmd("status"), REQUEST_TIMEOUT)
+                if let Ok(st) =
+                    control::request(&self.state.socket, &Request::Status, REQUEST_TIMEOUT)
                 {
-                    return Ok(v);
+                    return Ok(st);
                 }
             }
             if t0.elapsed() >= SOCKET_TIMEOUT {
@@ -606,20 +603,18 @@ impl Instance {
                     });
                 }
             }
-            if let Ok(v) =
-                control::request(&self.state.socket, &control::cmd("status"), REQUEST_TIMEOUT)
-            {
-                let nfs = v
-                    .get("nfs")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                missing = nfs
-                    .iter()
-                    .filter(|n| n.get("state").and_then(Value::as_str) != Some("attached"))
-                    .filter_map(|n| n.get("name").and_then(Value::as_str).map(String::from))
+            if let Ok(st) = control::request::<StatusAnswer>(
+                &self.state.socket,
+                &Request::Status,
+                REQUEST_TIMEOUT,
+            ) {
+                missing = st
+                    .nfs
+                    .into_iter()
+                    .filter(|n| n.state != "attached")
+                    .map(|n| n.name)
                     .collect();
-                if missing.is_empty() && v.get("running") == Some(&Value::Bool(true)) {
+                if missing.is_empty() && st.running {
                     return Ok(());
                 }
             }
@@ -688,34 +683,36 @@ impl Instance {
                         // Tell the core at once: a guest's death is otherwise only seen when
                         // its heartbeat stops (seconds); a process's within milliseconds.
                         if let Some(rec) = self.state.nfs.get(i) {
-                            let req = serde_json::json!({"cmd": "gone", "nf": rec.name});
-                            let _ = control::request(&self.state.socket, &req, REQUEST_TIMEOUT);
+                            let req = Request::Gone {
+                                nf: rec.name.clone(),
+                            };
+                            let _ = control::request::<Answer>(
+                                &self.state.socket,
+                                &req,
+                                REQUEST_TIMEOUT,
+                            );
                         }
                     }
                 }
             }
             if opts.progress && last.elapsed() >= Duration::from_secs(1) {
                 last = Instant::now();
-                if let Ok(v) =
-                    control::request(&self.state.socket, &control::cmd("stats"), REQUEST_TIMEOUT)
+                if let Ok(StatsAnswer { stats: cur, .. }) =
+                    control::request(&self.state.socket, &Request::Stats, REQUEST_TIMEOUT)
                 {
-                    if let Ok(cur) = serde_json::from_value::<Report>(
-                        v.get("stats").cloned().unwrap_or(Value::Null),
-                    ) {
-                        let line = report::progress_line(&report::Delta {
-                            prev: prev.as_ref(),
-                            cur: &cur,
-                        });
-                        let mut err = std::io::stderr().lock();
-                        if tty {
-                            let _ = write!(err, "\r{line}\x1b[K");
-                        } else {
-                            let _ = writeln!(err, "{line}");
-                        }
-                        let _ = err.flush();
-                        printed = true;
-                        prev = Some(cur);
+                    let line = report::progress_line(&report::Delta {
+                        prev: prev.as_ref(),
+                        cur: &cur,
+                    });
+                    let mut err = std::io::stderr().lock();
+                    if tty {
+                        let _ = write!(err, "\r{line}\x1b[K");
+                    } else {
+                        let _ = writeln!(err, "{line}");
                     }
+                    let _ = err.flush();
+                    printed = true;
+                    prev = Some(cur);
                 }
             }
             std::thread::sleep(POLL);
@@ -740,9 +737,9 @@ impl Instance {
         self.save();
         if let Some(core) = self.core.as_mut() {
             if core.exited().is_none() {
-                let _ = control::request(
+                let _ = control::request::<Answer>(
                     &self.state.socket,
-                    &control::cmd("shutdown"),
+                    &Request::Shutdown,
                     REQUEST_TIMEOUT,
                 );
                 if core.wait_for(CORE_EXIT_TIMEOUT).is_none() {

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use netvm_core::config::{Config, NfConfig};
+use netvm_api::config::{Config, NfConfig};
 
 use crate::error::{io, ManagerError};
 
@@ -349,7 +349,7 @@ pub fn qemu_args(
     std::fs::File::create(&initrd)
         .and_then(|mut f| f.write_all(&base))
         .map_err(io(format!("writing {}", initrd.display())))?;
-    let vm = g.nf.vm.clone().unwrap_or(netvm_core::config::VmConfig {
+    let vm = g.nf.vm.clone().unwrap_or(netvm_api::config::VmConfig {
         memory_mb: 256,
         vcpus: 1,
     });

@@ -11,6 +11,7 @@
 //! * [`ring`]: the SPSC descriptor ring ([`Producer`], [`Consumer`]) with its futex doorbell;
 //! * [`desc`]: the 16-byte [`Descriptor`], its validation into [`CheckedDesc`], and reject
 //!   accounting ([`RejectReason`], [`RejectCounters`]).
+//! * [`proc`]: [`proc::pid_alive`], the one liveness check for a pid a peer recorded.
 //!
 //! What it is not: no DPDK (the core lays its extbuf mempool over [`Region::buf_area`]), no
 //! policy (what to do with a rejected descriptor or a corrupt ring is the core's call; this crate
@@ -80,6 +81,7 @@ mod futex;
 pub mod heap;
 pub mod layout;
 mod primitive;
+pub mod proc;
 pub mod region;
 pub mod ring;
 

@@ -195,11 +195,8 @@ pub fn core_pid(stderr: &str) -> u32 {
 /// Asserts none of the processes the manager started still runs.
 pub fn assert_no_processes(stderr: &str) {
     for (what, pid) in started_pids(stderr) {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // A recycled pid would name another program; a zombie of ours would be 'Z'.
-        let alive = stat
-            .rfind(')')
-            .is_some_and(|i| !stat[i + 1..].trim_start().starts_with('Z'))
+        // A zombie of ours is gone; a recycled pid would name another program.
+        let alive = netvm_shm::proc::pid_alive(pid)
             && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
                 ["netvm", "firewall", "l3fwd", "sleep"]
                     .iter()

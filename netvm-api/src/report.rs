@@ -1,0 +1,254 @@
+//! The stats report: what `{"cmd":"stats"}` answers and what the core prints when it exits.
+//!
+//! The core fills a [`Report`] from its workers' counters at one consistent instant; the
+//! manager reads it back. Every field has a default and unknown fields are ignored, so a
+//! manager and a core of neighbouring versions still understand each other.
+//!
+//! The maps are keyed by stable names: [`DropReason::name`] for `drops`, the NF's name for
+//! `held_at_shutdown`, the chain's name for `chains`, and `netvm_shm::RejectReason::name` for an
+//! NF's `rejects`. [`NfReport::verdicts`] is indexed by [`verdict_idx`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Why the core dropped a packet; the index of its counter and its name in [`Report::drops`].
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// No chain matched.
+    NoChain = 0,
+    /// The chain ends in `drop`.
+    ChainEgressDrop,
+    /// An NF said DROP.
+    NfVerdict,
+    /// The NF's RX ring was full (backpressure).
+    RingFull,
+    /// No attached instance of the service.
+    NfUnavailable,
+    /// The port's TX queue was full.
+    TxFull,
+    /// Crossing a domain needed a buffer and the destination pool was empty.
+    NoBuffer,
+    /// The NF returned it with an invalid descriptor (bounds, verdict, port, service).
+    Rejected,
+    /// Taken back from an NF that detached, crashed or was quarantined.
+    Reclaimed,
+    /// A multi-segment mbuf (netvm uses single-segment buffers).
+    MultiSegment,
+    /// The chain it belonged to was removed while it was in flight.
+    ChainRemoved,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 11;
+    /// All reasons in index order.
+    pub const ALL: [DropReason; Self::COUNT] = [
+        Self::NoChain,
+        Self::ChainEgressDrop,
+        Self::NfVerdict,
+        Self::RingFull,
+        Self::NfUnavailable,
+        Self::TxFull,
+        Self::NoBuffer,
+        Self::Rejected,
+        Self::Reclaimed,
+        Self::MultiSegment,
+        Self::ChainRemoved,
+    ];
+
+    /// Stable name, the key in [`Report::drops`].
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NoChain => "no_chain",
+            Self::ChainEgressDrop => "chain_egress_drop",
+            Self::NfVerdict => "nf_verdict_drop",
+            Self::RingFull => "ring_full",
+            Self::NfUnavailable => "nf_unavailable",
+            Self::TxFull => "tx_full",
+            Self::NoBuffer => "no_buffer",
+            Self::Rejected => "rejected",
+            Self::Reclaimed => "reclaimed",
+            Self::MultiSegment => "multi_segment",
+            Self::ChainRemoved => "chain_removed",
+        }
+    }
+
+    /// The reason named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// Indices of [`NfReport::verdicts`] (and of the core's verdict counters).
+pub mod verdict_idx {
+    /// NEXT.
+    pub const NEXT: usize = 0;
+    /// SERVICE(id).
+    pub const SERVICE: usize = 1;
+    /// OUT(port).
+    pub const OUT: usize = 2;
+    /// DROP.
+    pub const DROP: usize = 3;
+    /// Number of verdict counters.
+    pub const COUNT: usize = 4;
+}
+
+/// Per-port figures in a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PortReport {
+    /// Port name.
+    pub name: String,
+    /// Packets received.
+    pub rx: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets transmitted.
+    pub tx: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// DPDK's own counters: packets the device dropped (queue full).
+    pub dev_imissed: u64,
+    /// DPDK: RX mbuf allocation failures.
+    pub dev_rx_nombuf: u64,
+}
+
+/// Per-NF figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NfReport {
+    /// Instance name.
+    pub name: String,
+    /// Service.
+    pub service: String,
+    /// Domain.
+    pub domain: String,
+    /// Core's view: pending, attached, detached, quarantined, dead.
+    pub state: String,
+    /// NF process id as the NF wrote it.
+    pub pid: u32,
+    /// Delivered to it.
+    pub delivered: u64,
+    /// Taken back from it.
+    pub returned: u64,
+    /// Held by it now.
+    pub held: i128,
+    /// Buffers the core took back from it because it detached, died or was quarantined
+    /// (cumulative over the run, restarts included).
+    pub reclaimed: u64,
+    /// Verdicts: next, service, out, drop (see [`verdict_idx`]).
+    pub verdicts: [u64; verdict_idx::COUNT],
+    /// Rejected descriptors by reason (only nonzero ones).
+    pub rejects: BTreeMap<String, u64>,
+    /// Occupancy of its RX rings (delivered, not yet consumed): the saturation signal.
+    pub rx_ring_occupancy: u32,
+}
+
+/// A stats snapshot as served on the control socket and printed at exit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Report {
+    /// Snapshot epoch.
+    pub epoch: u64,
+    /// Whether all workers published the same epoch (a consistent instant).
+    pub consistent: bool,
+    /// Seconds since the ports started.
+    pub uptime_s: f64,
+    /// Total received.
+    pub received: u64,
+    /// Total transmitted.
+    pub transmitted: u64,
+    /// Total dropped.
+    pub dropped: u64,
+    /// Held by NFs.
+    pub in_flight: i128,
+    /// Buffers whose ownership entry names an NF (independent count of `in_flight`).
+    pub owned_by_nfs: u64,
+    /// `received == transmitted + dropped + in_flight` and `in_flight == owned_by_nfs`.
+    pub accounting_ok: bool,
+    /// Drops by reason ([`DropReason::name`]).
+    pub drops: BTreeMap<String, u64>,
+    /// Per port.
+    pub ports: Vec<PortReport>,
+    /// Per NF.
+    pub nfs: Vec<NfReport>,
+    /// Packets per chain.
+    pub chains: BTreeMap<String, u64>,
+    /// Packets copied across trust domains.
+    pub domain_copies: u64,
+    /// Flow cache hits.
+    pub flow_cache_hits: u64,
+    /// Flow cache misses.
+    pub flow_cache_misses: u64,
+    /// NF TX rings found with corrupt indices.
+    pub ring_corrupt: u64,
+    /// Buffers each NF still held when the core stopped (then reclaimed).
+    pub held_at_shutdown: BTreeMap<String, i128>,
+    /// Every domain pool full again after shutdown (final report only).
+    pub pools_full: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        Report {
+            epoch: 3,
+            consistent: true,
+            uptime_s: 2.5,
+            received: 10,
+            transmitted: 6,
+            dropped: 4,
+            in_flight: 0,
+            accounting_ok: true,
+            drops: [(DropReason::NfVerdict.name().to_string(), 4)].into(),
+            ports: vec![PortReport {
+                name: "in".into(),
+                rx: 10,
+                rx_bytes: 640,
+                ..PortReport::default()
+            }],
+            nfs: vec![NfReport {
+                name: "fw".into(),
+                held: -1,
+                verdicts: [6, 0, 0, 4],
+                ..NfReport::default()
+            }],
+            held_at_shutdown: [("fw".to_string(), -2)].into(),
+            pools_full: Some(true),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn report_round_trips_through_text_and_value() {
+        let r = sample();
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Report>(&text).unwrap(), r);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(serde_json::from_value::<Report>(v).unwrap(), r);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_missing_ones_defaulted() {
+        let r: Report = serde_json::from_str(
+            r#"{"epoch": 7, "something_new": {"x": 1}, "nfs": [{"name": "a", "new": 2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.epoch, 7);
+        assert_eq!(r.nfs[0].name, "a");
+        assert_eq!(r.pools_full, None);
+    }
+
+    #[test]
+    fn drop_names_are_unique_and_in_index_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert_eq!(DropReason::from_name(r.name()), Some(*r));
+        }
+        assert_eq!(DropReason::from_name("nosuch"), None);
+    }
+}
