@@ -47,8 +47,10 @@ use crate::sysfs;
 pub const REGION_MAGIC: [u8; 8] = *b"NETVMSHM";
 /// The prefix of every region file name.
 pub const REGION_FILE_PREFIX: &str = "netvm-";
-/// The suffix of every region file name.
+/// The suffix of every domain region file name.
 pub const REGION_FILE_SUFFIX: &str = ".region";
+/// The suffix of every NF control region file name.
+pub const CONTROL_FILE_SUFFIX: &str = ".ctl";
 /// Where regions live when no hugetlbfs is available; scanned by default next to the mounts.
 pub const SHM_FALLBACK_DIR: &str = "/dev/shm";
 
@@ -97,6 +99,8 @@ pub struct RegionName {
     pub domain: String,
     /// The pid of the core process that created the region.
     pub core_pid: u32,
+    /// For an NF's control region (`netvm-DOMAIN.PID.NF.ctl`), the NF's name.
+    pub nf: Option<String>,
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -129,9 +133,20 @@ pub fn region_file_name(domain: &str, core_pid: u32) -> Result<String, RegionErr
 /// Takes a region file name apart; `None` unless it follows the convention exactly (the
 /// inverse of [`region_file_name`]).
 pub fn parse_region_file_name(name: &str) -> Option<RegionName> {
-    let middle = name
-        .strip_prefix(REGION_FILE_PREFIX)?
-        .strip_suffix(REGION_FILE_SUFFIX)?;
+    let rest = name.strip_prefix(REGION_FILE_PREFIX)?;
+    // A domain region `netvm-DOMAIN.PID.region`, or an NF's control region next to it,
+    // `netvm-DOMAIN.PID.NF.ctl` (NF names have no dots).
+    let (middle, nf) = match rest.strip_suffix(REGION_FILE_SUFFIX) {
+        Some(m) => (m, None),
+        None => {
+            let m = rest.strip_suffix(CONTROL_FILE_SUFFIX)?;
+            let (m, nf) = m.rsplit_once('.')?;
+            if !valid_domain(nf) || nf.contains('.') {
+                return None;
+            }
+            (m, Some(nf.to_owned()))
+        }
+    };
     let (domain, pid) = middle.rsplit_once('.')?;
     if !valid_domain(domain)
         || pid.is_empty()
@@ -144,6 +159,7 @@ pub fn parse_region_file_name(name: &str) -> Option<RegionName> {
     valid_pid(core_pid).then(|| RegionName {
         domain: domain.to_owned(),
         core_pid,
+        nf,
     })
 }
 
@@ -487,9 +503,20 @@ mod tests {
             parse_region_file_name(&n),
             Some(RegionName {
                 domain: "blue.team-1".into(),
-                core_pid: 4242
+                core_pid: 4242,
+                nf: None,
             })
         );
+        assert_eq!(
+            parse_region_file_name("netvm-blue.team-1.4242.fw_1.ctl"),
+            Some(RegionName {
+                domain: "blue.team-1".into(),
+                core_pid: 4242,
+                nf: Some("fw_1".into()),
+            })
+        );
+        assert_eq!(parse_region_file_name("netvm-blue.4242.ctl"), None);
+        assert_eq!(parse_region_file_name("netvm-blue.4242..ctl"), None);
         for bad in [
             "netvm-.12.region",
             "netvm-a.region",

@@ -227,9 +227,9 @@ impl Source {
         let bufs = match self {
             Source::Files { region, .. } => Buffers::attach_file(region, ctl.geometry())?,
             // SAFETY: as for the control mapping above.
-            Source::Mappings { buffers, .. } => unsafe {
-                Buffers::attach_raw(buffers.base, buffers.len, ctl.geometry())
-            }?,
+            Source::Mappings { buffers, .. } => {
+                unsafe { Buffers::attach_raw(buffers.base, buffers.len, ctl.geometry()) }?
+            }
         };
         Ok((ctl, bufs))
     }
@@ -316,8 +316,7 @@ fn attach_once(source: &Source, name: &str, cfg: &NfConfig) -> Result<Attachment
                 path,
             },
             Source::Files { control, region },
-        ) if io.kind() == std::io::ErrorKind::NotFound && path == control && region.exists() =>
-        {
+        ) if io.kind() == std::io::ErrorKind::NotFound && path == control && region.exists() => {
             NfError::NoSuchNf {
                 name: name.to_owned(),
                 region: label.clone(),
@@ -583,19 +582,13 @@ impl Nf {
     /// Service id the core gave this NF.
     #[must_use]
     pub fn service_id(&self) -> u32 {
-        self.att
-            .ctl
-            .slot(self.slot())
-            .map_or(0, |s| s.service_id())
+        self.att.ctl.slot(self.slot()).map_or(0, |s| s.service_id())
     }
 
     /// Instance number within the service.
     #[must_use]
     pub fn instance(&self) -> u32 {
-        self.att
-            .ctl
-            .slot(self.slot())
-            .map_or(0, |s| s.instance())
+        self.att.ctl.slot(self.slot()).map_or(0, |s| s.instance())
     }
 
     /// Generation of the region this NF is attached under.
@@ -615,6 +608,15 @@ impl Nf {
     #[must_use]
     pub fn control(&self) -> &Region {
         &self.att.ctl
+    }
+
+    /// The domain region file this NF attached by (`None` for a mapping made by the caller).
+    #[must_use]
+    pub fn region_path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Files { region, .. } => Some(region),
+            Source::Mappings { .. } => None,
+        }
     }
 
     /// The domain's packet buffers (for tools; packet access goes through

@@ -172,15 +172,13 @@ mod tests {
                 false
             )
         );
-        let o2 = NfOptions::try_from_args([
-            "x",
-            "--region",
-            "/d/netvm-edge.7.region",
-            "--nf",
-            "fw1",
-        ])
-        .unwrap();
-        assert_eq!(o2.resolve().unwrap().1, PathBuf::from("/d/netvm-edge.7.fw1.ctl"));
+        let o2 =
+            NfOptions::try_from_args(["x", "--region", "/d/netvm-edge.7.region", "--nf", "fw1"])
+                .unwrap();
+        assert_eq!(
+            o2.resolve().unwrap().1,
+            PathBuf::from("/d/netvm-edge.7.fw1.ctl")
+        );
         let o3 = NfOptions::try_from_args(["x", "--region=/r", "--control=/c", "--nf=a"]).unwrap();
         assert_eq!(o3.resolve().unwrap().1, PathBuf::from("/c"));
         assert_eq!(o.wait, Some(WaitKind::Poll));

@@ -150,9 +150,10 @@ pub fn discover() -> Option<Result<(String, PathBuf, PathBuf), NfError>> {
     let nf = kernel_param("nf")?;
     let bar = kernel_param("bar");
     let ctl = kernel_param("ctl");
-    Some(discover_in(Path::new(SYSFS_PCI_DEVICES), bar.as_deref(), ctl.as_deref()).map(
-        |(b, c)| (nf, b, c),
-    ))
+    Some(
+        discover_in(Path::new(SYSFS_PCI_DEVICES), bar.as_deref(), ctl.as_deref())
+            .map(|(b, c)| (nf, b, c)),
+    )
 }
 
 /// The domain region's and the control region's BARs under `devices`.

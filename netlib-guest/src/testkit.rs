@@ -155,11 +155,14 @@ impl FakeCore {
         );
         drop(old);
         let ctl = Region::create_or_replace(&ctl_path, &params)?;
-        let rings = ctl.geometry().slot_rings(0).ok_or(RegionError::IndexOutOfRange {
-            what: "slot",
-            index: 0,
-            count: 0,
-        })?;
+        let rings = ctl
+            .geometry()
+            .slot_rings(0)
+            .ok_or(RegionError::IndexOutOfRange {
+                what: "slot",
+                index: 0,
+                count: 0,
+            })?;
         let rx = rings
             .rx_range()
             .map(|r| ctl.producer(r))

@@ -87,7 +87,9 @@ impl Config {
     #[must_use]
     pub fn nf_quota(&self, nf: &NfConfig) -> u32 {
         nf.quota.unwrap_or_else(|| {
-            let rings = u32::try_from(self.workers.len()).unwrap_or(u32::MAX).saturating_add(1);
+            let rings = u32::try_from(self.workers.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1);
             self.ring_capacity.saturating_mul(rings)
         })
     }

@@ -38,11 +38,15 @@ pub enum DropReason {
     MultiSegment,
     /// The chain it belonged to was removed while it was in flight.
     ChainRemoved,
+    /// The NF already held its whole buffer quota.
+    NfQuota,
+    /// The NF had corrupted its RX ring's consumer index (it is being quarantined).
+    NfRingCorrupt,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
     /// All reasons in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::NoChain,
@@ -56,6 +60,8 @@ impl DropReason {
         Self::Reclaimed,
         Self::MultiSegment,
         Self::ChainRemoved,
+        Self::NfQuota,
+        Self::NfRingCorrupt,
     ];
 
     /// Stable name, the key in [`Report::drops`].
@@ -72,6 +78,8 @@ impl DropReason {
             Self::Reclaimed => "reclaimed",
             Self::MultiSegment => "multi_segment",
             Self::ChainRemoved => "chain_removed",
+            Self::NfQuota => "nf_quota",
+            Self::NfRingCorrupt => "nf_ring_corrupt",
         }
     }
 
@@ -144,6 +152,14 @@ pub struct NfReport {
     pub rejects: BTreeMap<String, u64>,
     /// Occupancy of its RX rings (delivered, not yet consumed): the saturation signal.
     pub rx_ring_occupancy: u32,
+    /// Most buffers it may hold at once.
+    pub quota: u32,
+    /// Deliveries dropped because it held its whole quota (`nf_quota`).
+    pub quota_drops: u64,
+    /// Why the core last quarantined it (`rejects`, `tx_ring_corrupt`, `rx_ring_corrupt`,
+    /// `hoarding`); absent if never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined_for: Option<String>,
 }
 
 /// A stats snapshot as served on the control socket and printed at exit.

@@ -586,6 +586,12 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                 verdicts: c.nf_verdicts[i],
                 rejects,
                 rx_ring_occupancy: occ,
+                quota: n.quota,
+                quota_drops: c.nf_quota_drops[i],
+                quarantined_for: match n.quarantined_for.load(Ordering::Relaxed) {
+                    fault::NONE => None,
+                    f => Some(fault::name(f).to_owned()),
+                },
             }
         })
         .collect();

@@ -161,11 +161,10 @@ impl Domain {
             len,
             elt_size: BUF_SIZE_U16,
         };
-        let reg = register_dma(eal, &region, area, len)
-            .map_err(|e| CoreError::Dma {
-                domain: name.to_owned(),
-                source: e,
-            })?;
+        let reg = register_dma(eal, &region, area, len).map_err(|e| CoreError::Dma {
+            domain: name.to_owned(),
+            source: e,
+        })?;
         let pool_name = format!("dom{id}");
         // SAFETY: `area..area+len` is the region's buffer area, mapped for as long as the
         // region lives; the pool owns an Arc of the region (dropped after the pool and after
@@ -263,7 +262,6 @@ impl Domain {
     pub fn remove_file(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
-
 }
 
 /// Per-lcore mempool cache size for a pool of `n` buffers: DPDK requires it below n / 1.5
@@ -341,5 +339,7 @@ fn hugepage_size(path: &std::path::Path) -> Option<usize> {
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    usize::try_from(st.f_bsize).ok().filter(|b| b.is_power_of_two())
+    usize::try_from(st.f_bsize)
+        .ok()
+        .filter(|b| b.is_power_of_two())
 }

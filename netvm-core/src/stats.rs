@@ -36,6 +36,8 @@ pub struct Counters {
     pub nf_delivered: [u64; MAX_NFS],
     /// Buffers each NF returned and the core took back (valid or not).
     pub nf_returned: [u64; MAX_NFS],
+    /// Deliveries to each NF dropped because it held its whole quota.
+    pub nf_quota_drops: [u64; MAX_NFS],
     /// Verdicts per NF (see [`verdict_idx`]).
     pub nf_verdicts: [[u64; verdict_idx::COUNT]; MAX_NFS],
     /// Rejected descriptors per NF and reason.
@@ -63,6 +65,7 @@ impl Default for Counters {
             port_tx_bytes: [0; MAX_PORTS],
             nf_delivered: [0; MAX_NFS],
             nf_returned: [0; MAX_NFS],
+            nf_quota_drops: [0; MAX_NFS],
             nf_verdicts: [[0; verdict_idx::COUNT]; MAX_NFS],
             nf_rejects: [[0; REJECTS]; MAX_NFS],
             chain_pkts: [0; MAX_CHAINS],
@@ -90,6 +93,7 @@ impl Counters {
         add_arr(&mut self.port_tx_bytes, &o.port_tx_bytes);
         add_arr(&mut self.nf_delivered, &o.nf_delivered);
         add_arr(&mut self.nf_returned, &o.nf_returned);
+        add_arr(&mut self.nf_quota_drops, &o.nf_quota_drops);
         for (a, b) in self.nf_verdicts.iter_mut().zip(&o.nf_verdicts) {
             add_arr(a, b);
         }

@@ -68,6 +68,10 @@ struct NfLink {
     /// Consumer of the NF's TX ring, if this worker drains it.
     tx: Option<Consumer>,
     wake: bool,
+    /// Deliveries this worker may still make to the NF in round `budget_round` without
+    /// taking it past its quota (recomputed once per round from the published counters).
+    budget: u32,
+    budget_round: u32,
 }
 
 struct TxQueue {
@@ -96,7 +100,8 @@ struct State {
     ret_buf: [Descriptor; 2 * BURST],
     published_epoch: u64,
     round: u32,
-    backpressure: bool,
+    /// Workers in this core (the quota is shared between them).
+    nworkers: u32,
 }
 
 impl Worker {
@@ -109,6 +114,8 @@ impl Worker {
                 nstaged: 0,
                 tx: None,
                 wake: false,
+                budget: 0,
+                budget_round: u32::MAX,
             })
             .collect();
         let txq = (0..shared.ports.len())
@@ -129,7 +136,7 @@ impl Worker {
             ret_buf: [Descriptor::default(); 2 * BURST],
             published_epoch: 0,
             round: 0,
-            backpressure: false,
+            nworkers: crate::id32(shared.commands.len()).max(1),
         };
         Self { shared, tables, st }
     }
@@ -168,10 +175,9 @@ impl Worker {
         }
         let t: &Tables = &self.tables;
         let st = &mut self.st;
-        // Backpressure: a full NF ring last round means receiving now would only feed drops;
-        // leave the packets with the port for one round and let the NFs catch up.
-        let pressed = std::mem::take(&mut st.backpressure);
-        if rx && !pressed {
+        // No worker-wide backpressure: one NF's full (or corrupt) ring must not pause RX for
+        // the other chains of the port. A full ring drops that NF's packets (`ring_full`).
+        if rx {
             for i in 0..st.rx_ports.len() {
                 let p = st.rx_ports[i];
                 st.poll_port(sh, t, p);
@@ -358,16 +364,11 @@ impl State {
             self.free(m, DropReason::MultiSegment);
             return;
         }
-        // SAFETY: single segment: data_off + data_len lie inside the mbuf's buffer (DPDK's
-        // invariant for received packets). The bytes are in shared memory, so they are only
-        // parsed with bounds-checked views; garbage gives a parse error, not UB in our logic.
-        let data = unsafe {
-            std::slice::from_raw_parts(
-                (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
-                usize::from(data_len),
-            )
-        };
-        let meta = PacketMeta::parse(data).ok();
+        // The packet bytes are in shared memory that NFs of the domain can write at any time:
+        // parse a private copy of the headers, never a slice over the shared bytes.
+        let mut hdr = [0u8; HDR_COPY];
+        let k = copy_headers(m, &mut hdr);
+        let meta = PacketMeta::parse_prefix(&hdr[..k], usize::from(data_len)).ok();
         let key = meta.as_ref().and_then(FlowKey::from_meta);
         let hash = key.as_ref().map_or(0, symmetric_hash);
         let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
@@ -577,7 +578,19 @@ impl State {
             self.free(m, DropReason::Rejected);
             return;
         };
+        // Quota: the NF may hold at most `quota` buffers; a delivery past it is this NF's
+        // chain's drop, never a neighbour's.
         let link = &mut self.nfs[usize::from(nf)];
+        if link.budget_round != self.round {
+            link.budget_round = self.round;
+            link.budget = quota_budget(nfr, link.nstaged, self.nworkers);
+        }
+        if link.budget == 0 {
+            self.c.nf_quota_drops[usize::from(nf)] += 1;
+            self.free(m, DropReason::NfQuota);
+            return;
+        }
+        link.budget -= 1;
         if link.nstaged == BURST {
             self.flush_nf(sh, nf);
         }
@@ -618,26 +631,41 @@ impl State {
     }
 
     fn flush_nf(&mut self, sh: &Shared, nf: u16) {
+        let nfr = &sh.nfs[usize::from(nf)];
         let link = &mut self.nfs[usize::from(nf)];
         let n = link.nstaged;
         link.nstaged = 0;
-        let sent = match link.rx.as_mut() {
-            Some(p) => p.enqueue_burst(&link.staged[..n]).unwrap_or(0),
-            None => 0,
+        let (sent, why) = match link.rx.as_mut() {
+            Some(p) => match p.enqueue_burst(&link.staged[..n]) {
+                Ok(k) => (k, DropReason::RingFull),
+                Err(_) => {
+                    // The NF wrote an impossible consumer index into its RX ring: count it,
+                    // stop using the ring, and let the supervisor quarantine the NF.
+                    link.rx = None;
+                    nfr.fault
+                        .store(crate::fault::RX_RING_CORRUPT, Ordering::Relaxed);
+                    self.c.ring_corrupt += 1;
+                    self.c.nf_rejects[usize::from(nf)][RejectReason::RingIndexCorrupt as usize] +=
+                        1;
+                    (0, DropReason::NfRingCorrupt)
+                }
+            },
+            None => (0, DropReason::NfUnavailable),
         };
         if sent > 0 {
             link.wake = true;
             self.c.nf_delivered[usize::from(nf)] += sent as u64;
+            // Published for the quota checks of other workers and for the supervisor.
+            nfr.delivered[self.id].store(self.c.nf_delivered[usize::from(nf)], Ordering::Relaxed);
         }
         if sent < n {
-            self.backpressure = true;
-            // Ring full (or corrupt): take the rest back and drop them.
+            // Ring full (or corrupt): take the rest back and drop them, this NF's loss only.
             let staged = link.staged;
-            let dom = &sh.domains[usize::from(sh.nfs[usize::from(nf)].domain)];
+            let dom = &sh.domains[usize::from(nfr.domain)];
             for d in &staged[sent..n] {
                 let meta = &dom.bufs[d.buf_idx as usize];
                 meta.owner.store(OWNER_NONE, Ordering::Relaxed);
-                self.free(meta.mbuf, DropReason::RingFull);
+                self.free(meta.mbuf, why);
             }
         }
     }
@@ -652,8 +680,15 @@ impl State {
         {
             Some(Ok(n)) => n,
             Some(Err(_)) => {
-                // Corrupt indices: count the reason and leave the ring alone this round; the
-                // NF's buffers come back when it is reclaimed (quarantine / detach).
+                // Corrupt producer index: count it once, stop reading the ring (its contents
+                // mean nothing now), and let the supervisor quarantine the NF; its buffers
+                // come back with the reclaim.
+                let link = &mut self.nfs[usize::from(nf)];
+                link.tx = None;
+                link.rx = None;
+                sh.nfs[usize::from(nf)]
+                    .fault
+                    .store(crate::fault::TX_RING_CORRUPT, Ordering::Relaxed);
                 self.c.ring_corrupt += 1;
                 self.c.nf_rejects[usize::from(nf)][RejectReason::RingIndexCorrupt as usize] += 1;
                 return;
@@ -663,6 +698,11 @@ impl State {
         for i in 0..n {
             let raw = self.ret_buf[i];
             self.take_back(sh, t, nf, raw);
+        }
+        if n > 0 {
+            sh.nfs[usize::from(nf)]
+                .returned
+                .store(self.c.nf_returned[usize::from(nf)], Ordering::Relaxed);
         }
     }
 
@@ -839,6 +879,8 @@ impl State {
                 }
             }
             nfr.reclaimed.fetch_add(n, Ordering::Relaxed);
+            nfr.returned
+                .store(self.c.nf_returned[usize::from(nf)], Ordering::Relaxed);
         }
         let link = &mut self.nfs[usize::from(nf)];
         link.rx = None;
@@ -848,17 +890,49 @@ impl State {
     }
 }
 
-/// Symmetric flow hash of an mbuf's packet (0 for non-IPv4).
+/// How many more buffers this worker may hand NF `nfr` now: its quota minus what it holds
+/// (published counters) and what this worker has staged, split evenly between the workers so
+/// that together they never take it past the quota.
+#[inline]
+fn quota_budget(nfr: &crate::NfRt, staged: usize, nworkers: u32) -> u32 {
+    let held = nfr.held().saturating_add(staged as u64);
+    let room = u64::from(nfr.quota).saturating_sub(held);
+    u32::try_from(room / u64::from(nworkers.max(1))).unwrap_or(u32::MAX)
+}
+
+/// Header bytes the core copies out of shared memory before parsing: every header netvm
+/// parses (Ethernet with a VLAN tag, IPv4 with options, TCP with options) fits in 138 bytes.
+const HDR_COPY: usize = 192;
+
+/// Copies the first bytes of `m`'s packet (at most `out.len()`) into `out`; returns how many.
+#[inline]
+fn copy_headers(m: *mut rte_mbuf, out: &mut [u8; HDR_COPY]) -> usize {
+    // SAFETY: m is a valid single-segment mbuf owned by the caller: `data_off + data_len` lie
+    // inside its buffer (DPDK's invariant for received packets; the core's own bounds check
+    // for packets an NF returned). A raw byte copy out of shared memory forms no reference to
+    // it; bytes a peer writes meanwhile are just values.
+    unsafe {
+        let k = usize::from((*m).data_len).min(HDR_COPY);
+        std::ptr::copy_nonoverlapping(
+            (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
+            out.as_mut_ptr(),
+            k,
+        );
+        k
+    }
+}
+
+/// Symmetric flow hash of an mbuf's packet (0 for non-IPv4), from a private header copy.
 #[inline]
 fn packet_hash(m: *mut rte_mbuf) -> u32 {
-    // SAFETY: m is a valid single-segment mbuf owned by the caller; its data lies in its buffer.
-    let data = unsafe {
-        std::slice::from_raw_parts(
-            (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
-            usize::from((*m).data_len),
-        )
-    };
-    FlowKey::from_ethernet(data)
+    let mut hdr = [0u8; HDR_COPY];
+    let k = copy_headers(m, &mut hdr);
+    // SAFETY: m is a valid mbuf owned by the caller; its header lives in core-private memory.
+    let len = usize::from(unsafe { (*m).data_len });
+    PacketMeta::parse_prefix(&hdr[..k], len)
+        .ok()
+        .as_ref()
+        .and_then(FlowKey::from_meta)
         .as_ref()
         .map_or(0, symmetric_hash)
 }

@@ -1,8 +1,9 @@
 //! How many hugepages an instance needs, reserving them when too few are free, and giving
 //! them back.
 //!
-//! Need = every domain's region (laid out exactly as the core will, with netvm-shm's
-//! [`RegionLayout`]: a power of two) when the region directory is on hugetlbfs, plus DPDK's own
+//! Need = every domain's region and every NF's control region (laid out exactly as the core
+//! will, with netvm-shm's [`RegionLayout`]: powers of two) when the region directory is on
+//! hugetlbfs, plus DPDK's own
 //! memory (about 256 MiB, plus the core-private mbuf headers of every pool) unless the config
 //! runs DPDK with `no_huge_mb`. If fewer pages are available, the default-size pool is grown by
 //! the difference and the [`Reservation`] remembers the count before, so teardown can put it
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use hugepage_tools::{HugepageStatus, PageSize};
 use netvm_api::config::Config;
-use netvm_shm::{LayoutError, RegionLayout, RegionParams};
+use netvm_shm::{LayoutError, RegionKind, RegionLayout, RegionParams};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ManagerError;
@@ -22,26 +23,37 @@ pub const DPDK_BASE_BYTES: u64 = 256 << 20;
 /// Core-private bytes per packet buffer in DPDK memory (mbuf header, private area, mempool
 /// object header, cache-line padding), rounded up.
 pub const DPDK_BYTES_PER_BUFFER: u64 = 256;
-/// Extra slots the core reserves in each region beyond the domain's NFs.
-pub const SPARE_SLOTS: u32 = 4;
 
 /// The exact size of domain `i`'s region, as the core lays it out.
 pub fn region_size(cfg: &Config, i: usize) -> Result<u64, LayoutError> {
+    Ok(domain_layout(cfg, i)?.geometry().total_size() as u64)
+}
+
+fn domain_layout(cfg: &Config, i: usize) -> Result<RegionLayout, LayoutError> {
     let d = &cfg.domains[i];
-    let nfs = cfg.nfs.iter().filter(|n| n.domain == d.name).count();
-    let params = RegionParams {
+    RegionLayout::compute(&RegionParams {
+        kind: RegionKind::Domain,
         domain_id: u32::try_from(i).unwrap_or(u32::MAX),
         domain_name: d.name.clone(),
-        slot_count: u32::try_from(nfs)
-            .unwrap_or(u32::MAX)
-            .saturating_add(SPARE_SLOTS),
-        rx_rings_per_slot: u32::try_from(cfg.workers.len()).unwrap_or(u32::MAX),
-        ring_capacity: cfg.ring_capacity,
+        slot_count: 0,
+        rx_rings_per_slot: 0,
+        ring_capacity: 0,
         buf_size: netvm_api::buffer::BUF_SIZE,
         buf_count: d.buffers,
-    };
-    let layout = RegionLayout::compute(&params)?;
-    Ok(layout.geometry().total_size() as u64)
+    })
+}
+
+/// The exact size of each NF's control region of domain `i` (slot and rings), times its NFs.
+pub fn control_bytes(cfg: &Config, i: usize) -> Result<u64, LayoutError> {
+    let d = &cfg.domains[i];
+    let nfs = cfg.nfs.iter().filter(|n| n.domain == d.name).count() as u64;
+    let dom = domain_layout(cfg, i)?;
+    let ctl = RegionLayout::compute(&RegionLayout::control_params(
+        dom.geometry(),
+        u32::try_from(cfg.workers.len()).unwrap_or(u32::MAX),
+        cfg.ring_capacity,
+    ))?;
+    Ok((ctl.geometry().total_size() as u64).saturating_mul(nfs))
 }
 
 /// Hugepage memory an instance needs.
@@ -70,7 +82,9 @@ impl Need {
 pub fn estimate(cfg: &Config, regions_on_hugetlbfs: bool) -> Result<Need, LayoutError> {
     let mut region_bytes = 0u64;
     for i in 0..cfg.domains.len() {
-        region_bytes = region_bytes.saturating_add(region_size(cfg, i)?);
+        region_bytes = region_bytes
+            .saturating_add(region_size(cfg, i)?)
+            .saturating_add(control_bytes(cfg, i)?);
     }
     let buffers: u64 = cfg.domains.iter().map(|d| u64::from(d.buffers)).sum();
     let dpdk_bytes =

@@ -30,8 +30,8 @@ pub struct Spec<'a> {
     pub log: PathBuf,
     /// CPU to pin to.
     pub cpu: Option<usize>,
-    /// Run as this uid and gid (the manager must be root), dropping supplementary groups.
-    pub user: Option<u32>,
+    /// Run as this (uid, gid) (the manager must be root), dropping supplementary groups.
+    pub user: Option<(u32, u32)>,
 }
 
 /// A started child.
@@ -83,10 +83,10 @@ impl Spawned {
             .try_clone()
             .map_err(io(format!("opening {}", spec.log.display())))?;
         let mut cmd = Command::new(spec.program);
-        if let Some(id) = spec.user {
+        if let Some((uid, gid)) = spec.user {
             use std::os::unix::process::CommandExt as _;
             // std calls setgroups(0), setgid, setuid in the child before exec.
-            cmd.gid(id).uid(id);
+            cmd.gid(gid).uid(uid);
         }
         cmd.args(spec.args)
             .current_dir(spec.cwd)

@@ -38,8 +38,13 @@ use crate::state::{self, NfRecord, ProcRecord, State};
 use crate::sys;
 use crate::vm;
 
-/// Process NFs of domain *k* (config order) run as uid = gid = `NF_ID_BASE + k`.
+/// Process NFs of domain *k* (config order) run with gid `NF_ID_BASE + k`, the group that may
+/// open the domain's region file.
 pub const NF_ID_BASE: u32 = 61_000;
+/// Process NF *i* (config order) runs as uid `NF_UID_BASE + i`, the only user (besides root)
+/// that may open its control region: NFs of one domain share packet buffers, never control
+/// words, and cannot signal or trace each other.
+pub const NF_UID_BASE: u32 = 62_000;
 
 /// How `up` runs.
 #[derive(Debug, Clone)]
@@ -68,6 +73,13 @@ pub const CORE_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const GRACE: Duration = Duration::from_secs(5);
 /// Timeout of one control request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// chown + chmod of `path`.
+fn give_file(path: &Path, uid: u32, gid: u32, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
 
 pub(crate) fn note(msg: impl AsRef<str>) {
     eprintln!("netvm-manager: {}", msg.as_ref());
@@ -313,6 +325,11 @@ impl Instance {
             .into_iter()
             .map(|r| (r.domain, r.path.display().to_string()))
             .collect();
+        let controls: BTreeMap<String, PathBuf> = status
+            .nfs
+            .into_iter()
+            .map(|n| (n.name, n.control))
+            .collect();
         for (i, n) in self.loaded.config.nfs.iter().enumerate() {
             if signals::received().is_some() {
                 return Err(ManagerError::Interrupted);
@@ -324,8 +341,15 @@ impl Instance {
                     what: format!("the core reported no region for domain {:?}", n.domain),
                     source: std::io::Error::from(std::io::ErrorKind::NotFound),
                 })?;
+            let control = controls
+                .get(&n.name)
+                .cloned()
+                .ok_or_else(|| ManagerError::Io {
+                    what: format!("the core reported no control region for NF {:?}", n.name),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })?;
             let (program, args) = if n.kind == NfKind::Vm {
-                self.vm_command(n, Path::new(&region))?
+                self.vm_command(n, Path::new(&region), &control)?
             } else {
                 let Some(program) = self.loaded.programs.get(i).cloned().flatten() else {
                     continue;
@@ -333,6 +357,8 @@ impl Instance {
                 let mut args = vec![
                     "--region".to_string(),
                     region,
+                    "--control".to_string(),
+                    control.display().to_string(),
                     "--nf".to_string(),
                     n.name.clone(),
                 ];
@@ -342,19 +368,21 @@ impl Instance {
             if n.kind == NfKind::Vm {
                 self.vm_started.push((n.name.clone(), Instant::now()));
             }
-            // Process NFs of each domain run as that domain's own unprivileged user, and the
-            // domain's region file is opened to that group only (root:domain-gid, 0660): a
-            // process NF cannot open another domain's region. Guests get their domain's region
-            // from QEMU (root) and nothing else.
+            // Each process NF runs as its own unprivileged user in its domain's group: the
+            // domain's region file is opened to that group only (root:domain-gid, 0660), so a
+            // process NF cannot open another domain's region; its control region is its user's
+            // only (uid:domain-gid, 0600), so it cannot open a neighbour's. Guests get their
+            // domain's region and their own control region from QEMU (root) and nothing else.
+            let control_arg = control.display().to_string();
             let user = if n.kind == NfKind::Process
                 && sys::is_root()
                 && sys::usable_by_others(
                     &program,
                     &self.loaded.dir,
-                    // The region file is opened to the domain's group just below.
+                    // The region and control files are given to the NF's user just below.
                     &args
                         .iter()
-                        .filter(|a| Some(*a) != regions.get(&n.domain))
+                        .filter(|a| Some(*a) != regions.get(&n.domain) && **a != control_arg)
                         .cloned()
                         .collect::<Vec<_>>(),
                 ) {
@@ -365,21 +393,23 @@ impl Instance {
                     .iter()
                     .position(|d| d.name == n.domain)
                     .unwrap_or(0);
-                let id = NF_ID_BASE + u32::try_from(d).unwrap_or(0);
-                let path =
-                    std::ffi::CString::new(regions.get(&n.domain).cloned().unwrap_or_default())
-                        .unwrap_or_default();
-                // SAFETY: chown/chmod on a NUL-terminated path; failures are reported below.
-                let ok = unsafe {
-                    libc::chown(path.as_ptr(), 0, id) == 0 && libc::chmod(path.as_ptr(), 0o660) == 0
-                };
-                if !ok {
-                    return Err(ManagerError::Io {
-                        what: format!("giving domain {:?}'s region to gid {id}", n.domain),
-                        source: std::io::Error::last_os_error(),
-                    });
-                }
-                Some(id)
+                let gid = NF_ID_BASE + u32::try_from(d).unwrap_or(0);
+                let uid = NF_UID_BASE + u32::try_from(i).unwrap_or(0);
+                give_file(
+                    Path::new(&regions.get(&n.domain).cloned().unwrap_or_default()),
+                    0,
+                    gid,
+                    0o660,
+                )
+                .map_err(|source| ManagerError::Io {
+                    what: format!("giving domain {:?}'s region to gid {gid}", n.domain),
+                    source,
+                })?;
+                give_file(&control, uid, gid, 0o600).map_err(|source| ManagerError::Io {
+                    what: format!("giving NF {:?}'s control region to uid {uid}", n.name),
+                    source,
+                })?;
+                Some((uid, gid))
             } else {
                 if n.kind == NfKind::Process && sys::is_root() {
                     note(format!(
@@ -451,6 +481,7 @@ impl Instance {
         &self,
         n: &netvm_api::config::NfConfig,
         region: &Path,
+        control: &Path,
     ) -> Result<(PathBuf, Vec<String>), ManagerError> {
         let img = self
             .guest_image
@@ -472,6 +503,8 @@ impl Instance {
                 program: n.program.as_deref().unwrap_or_default(),
                 region,
                 region_size: vm::region_file_size(region)?,
+                control,
+                control_size: vm::region_file_size(control)?,
                 dir: &self.loaded.dir,
                 run_dir: &self.state.run_dir,
             },

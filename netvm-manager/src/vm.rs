@@ -318,6 +318,10 @@ pub struct GuestSpec<'a> {
     pub region: &'a Path,
     /// Its size in bytes.
     pub region_size: u64,
+    /// The NF's own control region file (slot and rings).
+    pub control: &'a Path,
+    /// Its size in bytes.
+    pub control_size: u64,
     /// The config file's directory (relative argument files).
     pub dir: &'a Path,
     /// Where to write the per-VM initramfs.
@@ -334,11 +338,13 @@ pub fn qemu_args(
         nf: g.nf.name.clone(),
         reason,
     })?;
-    if let Some(why) = bar_size_problem(g.region_size) {
-        return Err(ManagerError::Guest {
-            nf: g.nf.name.clone(),
-            reason: why,
-        });
+    for size in [g.region_size, g.control_size] {
+        if let Some(why) = bar_size_problem(size) {
+            return Err(ManagerError::Guest {
+                nf: g.nf.name.clone(),
+                reason: why,
+            });
+        }
     }
     let initrd = g.run_dir.join(format!("vm-{}.initrd", g.nf.name));
     let mut base =
@@ -353,14 +359,17 @@ pub fn qemu_args(
         memory_mb: 256,
         vcpus: 1,
     });
+    // The two ivshmem devices sit at fixed PCI slots, named on the command line so that the
+    // guest's netlib tells the domain region's BAR from its own control region's.
     let mut cmdline = format!(
-        "console=ttyS0 quiet panic=-1 netvm.nf={} netvm.prog={}",
+        "console=ttyS0 quiet panic=-1 netvm.nf={} netvm.prog={} netvm.bar={BAR_BDF} netvm.ctl={CTL_BDF}",
         g.nf.name, g.program
     );
     if !args.is_empty() {
         cmdline.push_str(&format!(" netvm.args={}", args.join(",")));
     }
     let id = format!("netvm-{}", g.nf.domain);
+    let ctl_id = format!("netvm-ctl-{}", g.nf.name);
     let mut a: Vec<String> = vec!["-accel".into(), accel.name().into()];
     if accel == Accel::Kvm {
         a.extend(["-cpu".into(), "host".into()]);
@@ -394,12 +403,29 @@ pub fn qemu_args(
             g.region_size
         ),
         "-device".into(),
-        format!("ivshmem-plain,memdev={id}"),
+        format!("ivshmem-plain,memdev={id},addr={BAR_SLOT:#x}"),
+        "-object".into(),
+        format!(
+            "memory-backend-file,id={ctl_id},mem-path={},size={},share=on",
+            g.control.display(),
+            g.control_size
+        ),
+        "-device".into(),
+        format!("ivshmem-plain,memdev={ctl_id},addr={CTL_SLOT:#x}"),
     ]);
     Ok(a)
 }
 
-/// The size of the region the core made for domain `domain` of `cfg` (the file's length).
+/// PCI slot of the ivshmem device that shows the domain region (packet buffers).
+pub const BAR_SLOT: u8 = 4;
+/// PCI slot of the ivshmem device that shows the NF's control region.
+pub const CTL_SLOT: u8 = 5;
+/// Their addresses in the guest, as `netvm.bar=` and `netvm.ctl=` name them.
+const BAR_BDF: &str = "0000:00:04.0";
+const CTL_BDF: &str = "0000:00:05.0";
+const _: () = assert!(BAR_SLOT == 4 && CTL_SLOT == 5);
+
+/// The size of a region file the core made (the file's length).
 pub fn region_file_size(region: &Path) -> Result<u64, ManagerError> {
     std::fs::metadata(region)
         .map(|m| m.len())

@@ -873,7 +873,11 @@ impl RegionLayout {
     /// region `domain` (kind [`RegionKind::Domain`]): one slot, `rx_rings_per_slot` RX rings and
     /// a TX ring of `ring_capacity` descriptors.
     #[must_use]
-    pub fn control_params(domain: &Geometry, rx_rings_per_slot: u32, ring_capacity: u32) -> RegionParams {
+    pub fn control_params(
+        domain: &Geometry,
+        rx_rings_per_slot: u32,
+        ring_capacity: u32,
+    ) -> RegionParams {
         RegionParams {
             kind: RegionKind::Control {
                 buf_area_offset: domain.buf_area_offset as u64,

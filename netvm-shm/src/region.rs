@@ -26,11 +26,11 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::desc::{CheckedBuf, DescError, Descriptor};
 use crate::layout::{
-    name_to_field, name_to_string, slot_state, Geometry, LayoutError, NfCounter, NfSlot,
-    region_kind, RegionHeader, RegionKind, RegionLayout, RegionParams, RingControl, SlotRings, ABI_VERSION, AREA_ALIGN,
-    BUF_ALIGN, DESC_SIZE, HEADER_SIZE, HUGETLBFS_MAGIC, MAGIC, MAX_BUF_SIZE, MAX_REGION_SIZE,
-    MAX_RING_CAPACITY, MAX_RX_RINGS_PER_SLOT, MIN_REGION_SIZE, MIN_RING_CAPACITY, NAME_LEN,
-    RING_CONTROL_SIZE, SLOT_SIZE,
+    name_to_field, name_to_string, region_kind, slot_state, Geometry, LayoutError, NfCounter,
+    NfSlot, RegionHeader, RegionKind, RegionLayout, RegionParams, RingControl, SlotRings,
+    ABI_VERSION, AREA_ALIGN, BUF_ALIGN, DESC_SIZE, HEADER_SIZE, HUGETLBFS_MAGIC, MAGIC,
+    MAX_BUF_SIZE, MAX_REGION_SIZE, MAX_RING_CAPACITY, MAX_RX_RINGS_PER_SLOT, MIN_REGION_SIZE,
+    MIN_RING_CAPACITY, NAME_LEN, RING_CONTROL_SIZE, SLOT_SIZE,
 };
 use crate::ring::{Consumer, FutexWait, Producer, RingError, RingMem};
 
@@ -1174,12 +1174,7 @@ unsafe fn validate(base: *mut u8, len: usize) -> Result<(Geometry, u64), RegionE
             u64::from(ring_count).saturating_mul(ring_stride),
             64,
         ),
-        (
-            "buffer area",
-            buf_area_offset,
-            buf_area_len,
-            AREA_ALIGN,
-        ),
+        ("buffer area", buf_area_offset, buf_area_len, AREA_ALIGN),
     ];
     let mut areas = [("", 0, 0, 1); 4];
     let mut n_areas = 0;
@@ -1475,7 +1470,12 @@ impl SlotRef<'_> {
         self.pid_w().store(pid, Ordering::Relaxed);
         self.gen_w().store(generation, Ordering::Relaxed);
         self.state_w()
-            .compare_exchange(from, slot_state::ATTACHED, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                from,
+                slot_state::ATTACHED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .map(|_| ())
     }
 

@@ -125,25 +125,70 @@ fn field_errors() {
     let e = corrupt(|i| i.set32(off!(abi_version), 1));
     assert!(matches!(e, E::VersionMismatch { found: 1, expected } if expected == ABI_VERSION));
     let e = corrupt(|i| i.set32(off!(kind), 7));
-    assert!(matches!(e, E::BadValue { what: "kind", found: 7 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            E::BadValue {
+                what: "kind",
+                found: 7
+            }
+        ),
+        "{e}"
+    );
     // A combined region's buffers are its own: buf_region_size must be its size.
     let e = corrupt(|i| i.set64(off!(buf_region_size), 4 << 20));
-    assert!(matches!(e, E::BadValue { what: "buf_region_size", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            E::BadValue {
+                what: "buf_region_size",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // A domain region has no slots or rings.
     let e = corrupt(|i| i.set32(off!(kind), netvm_shm::layout::region_kind::DOMAIN));
-    assert!(matches!(e, E::BadValue { what: "slot_count", found: 2 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            E::BadValue {
+                what: "slot_count",
+                found: 2
+            }
+        ),
+        "{e}"
+    );
     // A control region's buffer area must lie inside the domain region it names.
     let e = corrupt(|i| {
         i.set32(off!(kind), netvm_shm::layout::region_kind::CONTROL);
         i.set64(off!(buf_region_size), 2 << 20);
         i.set64(off!(buf_area_offset), (2 << 20) - 4096);
     });
-    assert!(matches!(e, E::OutOfBounds { what: "buffer area", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            E::OutOfBounds {
+                what: "buffer area",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = corrupt(|i| {
         i.set32(off!(kind), netvm_shm::layout::region_kind::CONTROL);
         i.set64(off!(buf_region_size), 3 << 20);
     });
-    assert!(matches!(e, E::BadValue { what: "buf_region_size", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            E::BadValue {
+                what: "buf_region_size",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = corrupt(|i| i.set64(off!(generation), 0));
     assert!(matches!(e, E::NotInitialised));
     let e = corrupt(|i| i.set32(off!(header_size), 4095));

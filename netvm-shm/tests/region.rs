@@ -315,18 +315,17 @@ fn domain_and_control_regions() {
     assert_eq!(dom.geometry().ring_count(), 0);
     assert!(dom.slot(0).is_err());
     assert!(dom.producer(0).is_err());
-    let ctl = Region::create(
-        &cpath,
-        &RegionLayout::control_params(dom.geometry(), 2, 64),
-    )
-    .unwrap();
+    let ctl = Region::create(&cpath, &RegionLayout::control_params(dom.geometry(), 2, 64)).unwrap();
     assert!(ctl.buf_area().is_none());
     assert!(ctl.buffer(0).is_none());
     ctl.slot(0).unwrap().reserve("nf", 1, 0).unwrap();
 
     // NF side.
     let nf_ctl = Region::attach_file(&cpath).unwrap();
-    assert!(matches!(nf_ctl.geometry().kind(), RegionKind::Control { .. }));
+    assert!(matches!(
+        nf_ctl.geometry().kind(),
+        RegionKind::Control { .. }
+    ));
     assert_eq!(nf_ctl.geometry().buf_count(), dom.geometry().buf_count());
     let bufs = Buffers::attach_file(&dpath, nf_ctl.geometry()).unwrap();
     // A domain region is not a control region: Buffers refuses its geometry.

@@ -31,6 +31,14 @@ pub const MIN_HEADER_LEN: usize = 20;
 /// Validates an IPv4 header at the start of `b`; returns (header_len, total_len).
 #[inline]
 pub(crate) fn check(b: &[u8]) -> Result<(usize, usize)> {
+    check_within(b, b.len())
+}
+
+/// As [`check`], where `b` holds at least the header but the IP packet is `ip_len` bytes long
+/// (`b` may be a private copy of its first bytes): the total length is checked against
+/// `ip_len`.
+#[inline]
+pub(crate) fn check_within(b: &[u8], ip_len: usize) -> Result<(usize, usize)> {
     need(b.len(), MIN_HEADER_LEN)?;
     let vihl = rd8(b, 0);
     if vihl >> 4 != 4 {
@@ -51,7 +59,7 @@ pub(crate) fn check(b: &[u8]) -> Result<(usize, usize)> {
             header_len,
         });
     }
-    need(b.len(), total_len)?;
+    need(ip_len.max(b.len()), total_len)?;
     Ok((header_len, total_len))
 }
 

@@ -81,7 +81,18 @@ impl PacketMeta {
     /// panics, never allocates.
     #[inline]
     pub fn parse(frame: &[u8]) -> Result<PacketMeta> {
-        let eth = EthernetFrame::new_checked(frame)?;
+        Self::parse_prefix(frame, frame.len())
+    }
+
+    /// As [`parse`](Self::parse), from a private copy of the first bytes of a frame that is
+    /// `frame_len` bytes long: lengths (the IPv4 total length) are checked against
+    /// `frame_len`, while every header read must lie inside `prefix`. The core parses packets
+    /// in memory that NFs can write this way, from a copy, so that no length can change
+    /// between its check and its use. Headers beyond `prefix` are an error (`Truncated`).
+    #[inline]
+    pub fn parse_prefix(prefix: &[u8], frame_len: usize) -> Result<PacketMeta> {
+        let frame_len = frame_len.max(prefix.len());
+        let eth = EthernetFrame::new_checked(prefix)?;
         let l2_len = eth.header_len();
         let mut meta = PacketMeta {
             ethertype: eth.ethertype(),
@@ -94,14 +105,15 @@ impl PacketMeta {
             return Ok(meta);
         }
         let ip = eth.payload();
-        let (header_len, total_len) = ipv4::check(ip)?;
+        let ip_len = frame_len - l2_len;
+        let (header_len, total_len) = ipv4::check_within(ip, ip_len)?;
         let frag = rd16(ip, 6);
         let frag_offset = (frag & 0x1fff) << 3;
         let proto = rd8(ip, 9);
         let l4 = if frag_offset != 0 {
             None
         } else {
-            parse_l4(proto, sub(ip, header_len..total_len))?
+            parse_l4(proto, sub(ip, header_len..total_len.min(ip.len())))?
         };
         meta.ipv4 = Some(Ipv4Meta {
             src: Ipv4Addr::from(rd32(ip, 12)),
@@ -542,6 +554,31 @@ mod tests {
         #[test]
         fn parse_never_panics(data in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = PacketMeta::parse(&data);
+        }
+
+        /// Parsing a private copy of the first 192 bytes (what the core does) gives what
+        /// parsing the whole frame gives: every header of a parsable frame lies within 138
+        /// bytes (18 Ethernet + 60 IPv4 + 60 TCP).
+        #[test]
+        fn prefix_parse_equals_full_parse(
+            ihl in 5u8..16, extra in 0u16..1600, proto in prop_oneof![Just(6u8), Just(17u8), any::<u8>()],
+            frag in any::<u16>(), doff in 0u8..16, rest in proptest::collection::vec(any::<u8>(), 0..1600),
+        ) {
+            let mut f = vec![0u8; 14 + usize::from(ihl) * 4];
+            f[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
+            f[14] = 0x40 | ihl;
+            f[20..22].copy_from_slice(&frag.to_be_bytes());
+            f[23] = proto;
+            f.extend_from_slice(&rest);
+            let doff_at = 14 + usize::from(ihl) * 4 + 12;
+            if f.len() > doff_at {
+                f[doff_at] = doff << 4;
+            }
+            let tl = (u16::from(ihl) * 4).saturating_add(extra);
+            f[16..18].copy_from_slice(&tl.to_be_bytes());
+            let full = PacketMeta::parse(&f);
+            let k = f.len().min(192);
+            prop_assert_eq!(PacketMeta::parse_prefix(&f[..k], f.len()), full);
         }
 
         /// Random bytes behind a valid-looking Ethernet/IPv4 prefix, to reach L4.

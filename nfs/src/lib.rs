@@ -102,8 +102,7 @@ pub fn run_nf<H: PacketHandler>(
         nf.slot(),
         nf.service_id(),
         nf.ring_ids().0.len(),
-        nf.region()
-            .path()
+        nf.region_path()
             .map_or_else(|| "<mapping>".into(), |p| p.display().to_string())
     );
     let r = nf.run_handler(handler);

@@ -1,6 +1,6 @@
 //! A hostile NF, for tests: it attaches like any NF (through netvm-shm, not netlib-guest, so
-//! that nothing on its side filters what it writes) and then answers the core with
-//! adversarial descriptors.
+//! that nothing on its side filters what it writes) — its own control region (slot and rings)
+//! and its domain's region (packet buffers) — and then attacks the core and its neighbours.
 //!
 //! Mode `mixed`, per packet `i` it receives (in order), besides one descriptor with an
 //! out-of-range buffer index for every packet:
@@ -16,24 +16,55 @@
 //! `count` random descriptors (random indices, in and out of range, random lengths, verdicts and
 //! arguments) into its TX ring; with `scribble`, it also writes random bytes over its slot
 //! (every word but `state` and `nf_pid`, which would only make the core call it dead) and its
-//! rings' control words, setting its TX producer index far ahead for a few milliseconds at a
-//! time. It knows what each descriptor must be rejected for — it holds no buffer during the
+//! rings' doorbell words (`sleeping`, `sleep_seq`, `wake_seq`) — but never a ring index, which
+//! gets an NF quarantined (modes `corrupt-tx`, `corrupt-rx`). It knows what each descriptor
+//! must be rejected for — it holds no buffer during the
 //! random phase, so an in-range index is `not_owner` and an out-of-range one `bad_index` — and
 //! prints the expected count per reason as one `HOSTILE-REPORT {json}` line.
 //!
 //! Mode `spy` ([`run_spy`]): maps a region and scans every byte of the mapping for a marker:
 //! attached to a slot, until stopped; without one, once. Prints `SPY-REPORT {json}`.
+//!
+//! Modes of [`run_attack`], each against the core's isolation of NFs within one domain:
+//! * `hoard`: takes every packet it is given and never returns one (pool exhaustion);
+//! * `corrupt-tx`: returns its first packets properly, then writes an impossible producer
+//!   index into its TX ring and leaves it there;
+//! * `corrupt-rx`: the same with the consumer index of its RX ring;
+//! * `header`: writes garbage over its domain region's header (which every NF of the domain
+//!   maps), then forwards like l2fwd;
+//! * `neighbour`: tries to reach another NF's control words: scans both of its mappings for
+//!   the victim's slot (its name), then, after dropping to an unprivileged uid, tries to open
+//!   the victim's control region file. Prints `ATTACK-REPORT {json}` and forwards like l2fwd.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use netvm_shm::{verdict_code, Descriptor, Region, SlotState, Verdict};
+use memmap2::{MmapOptions, MmapRaw};
+use netvm_shm::{control_path, verdict_code, Descriptor, Region, SlotState, Verdict};
 use serde_json::json;
+
+/// Maps NF `name`'s control region (next to `region`) and validates it.
+fn open_control(region: &Path, name: &str) -> Result<Region, String> {
+    let c = control_path(region, name);
+    Region::attach_file(&c).map_err(|e| format!("attach {}: {e}", c.display()))
+}
+
+/// Maps the domain region file raw (read-write, shared), as any NF of the domain can.
+fn map_domain(region: &Path) -> Result<MmapRaw, String> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(region)
+        .map_err(|e| format!("open {}: {e}", region.display()))?;
+    MmapOptions::new()
+        .map_raw(&f)
+        .map_err(|e| format!("map {}: {e}", region.display()))
+}
 
 /// Runs the hostile NF until `stop`. Returns the number of packets received.
 pub fn run(region: &Path, name: &str, stop: &AtomicBool) -> Result<u64, String> {
-    let r = Region::attach_file(region).map_err(|e| format!("attach {}: {e}", region.display()))?;
+    let r = open_control(region, name)?;
     let s = r
         .find_slot(name)
         .ok_or_else(|| format!("no slot named {name}"))?;
@@ -231,7 +262,7 @@ pub fn run_flood(
     o: FloodOpts,
     stop: &AtomicBool,
 ) -> Result<u64, String> {
-    let r = Region::attach_file(region).map_err(|e| format!("attach {}: {e}", region.display()))?;
+    let r = open_control(region, name)?;
     let slot_idx = r
         .find_slot(name)
         .ok_or_else(|| format!("no slot named {name}"))?;
@@ -357,7 +388,7 @@ pub fn run_flood(
         "written": written + bad.len() as u64,
         "cut_off": !alive,
         "quarantined": quarantined,
-        "ring_corrupt_episodes": episodes,
+        "scribble_episodes": episodes,
         "expect": {
             "bad_index": exp.bad_index, "bad_bounds": exp.bad_bounds,
             "zero_length": exp.zero_length, "unknown_verdict": exp.unknown_verdict,
@@ -373,8 +404,8 @@ pub fn run_flood(
     Ok(written)
 }
 
-/// Random bytes over the slot (all but `state` and `nf_pid`) and over the control words of the
-/// NF's rings that it does not own, then the TX producer index far ahead for 5 ms, restored.
+/// Random bytes over the slot (all but `state` and `nf_pid`) and over the doorbell words of
+/// the NF's rings (never an index: that is `corrupt-tx` / `corrupt-rx`).
 fn scribble(r: &Region, slot_idx: u32, rings: netvm_shm::SlotRings, rng: &mut Rng) {
     let geom = r.geometry();
     let base = r.as_ptr().as_ptr();
@@ -385,29 +416,13 @@ fn scribble(r: &Region, slot_idx: u32, rings: netvm_shm::SlotRings, rng: &mut Rn
         // shared memory, which is what this adversary is for.
         unsafe { base.add(slot_off + off).write_volatile(rng.next_u8()) };
     }
-    let tx = r.ring_control(rings.tx).ok();
-    let rx = r.ring_control(rings.first_rx).ok();
-    if let Some(rx) = rx {
-        // SAFETY: ring_control points at a control block inside the live mapping.
-        let rx = unsafe { rx.as_ref() };
-        let cons = rx.cons.load(Ordering::Relaxed);
-        rx.sleeping.store(rng.next_u32(), Ordering::Relaxed);
-        rx.sleep_seq.store(rng.next_u32(), Ordering::Relaxed);
-        rx.cons.store(rng.next_u32(), Ordering::Release);
-        rx.cons.store(cons, Ordering::Release);
-        rx.sleeping.store(0, Ordering::Relaxed);
-    }
-    if let Some(tx) = tx {
-        // SAFETY: as above.
-        let tx = unsafe { tx.as_ref() };
-        let prod = tx.prod.load(Ordering::Relaxed);
-        tx.wake_seq.store(rng.next_u32(), Ordering::Relaxed);
-        tx.prod.store(
-            prod.wrapping_add(0x8000_0000 | rng.next_u32()),
-            Ordering::Release,
-        );
-        std::thread::sleep(Duration::from_millis(5));
-        tx.prod.store(prod, Ordering::Release);
+    for ring in [rings.tx, rings.first_rx] {
+        if let Ok(bell) = r.doorbell(ring) {
+            bell.sleeping().store(rng.next_u32(), Ordering::Relaxed);
+            bell.sleep_seq().store(rng.next_u32(), Ordering::Relaxed);
+            bell.wake_seq().store(rng.next_u32(), Ordering::Relaxed);
+            bell.sleeping().store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -419,13 +434,17 @@ pub fn run_spy(
     marker: &[u8],
     stop: &AtomicBool,
 ) -> Result<u64, String> {
-    let r = Region::attach_file(region).map_err(|e| format!("attach {}: {e}", region.display()))?;
-    let slot = match name {
-        Some(n) => Some(attach_slot(&r, n)?),
+    let ctl = match name {
+        Some(n) => Some(open_control(region, n)?),
         None => None,
     };
-    let len = r.mapping_len();
-    let base = r.as_ptr().as_ptr();
+    let slot = match (&ctl, name) {
+        (Some(c), Some(n)) => Some(attach_slot(c, n)?),
+        _ => None,
+    };
+    let map = map_domain(region)?;
+    let len = map.len();
+    let base = map.as_ptr();
     let mut copy = vec![0u8; len];
     let (mut scans, mut found) = (0u64, 0u64);
     loop {
@@ -436,7 +455,7 @@ pub fn run_spy(
         }
         // SAFETY: base..base+len is the live mapping; bytes other processes change meanwhile
         // are read as whatever values they hold (u8 has no invalid values); copy is private.
-        unsafe { std::ptr::copy_nonoverlapping(base.cast_const(), copy.as_mut_ptr(), len) };
+        unsafe { std::ptr::copy_nonoverlapping(base, copy.as_mut_ptr(), len) };
         found += copy.windows(marker.len()).filter(|w| *w == marker).count() as u64;
         scans += 1;
         if last {
@@ -448,4 +467,197 @@ pub fn run_spy(
         json!({"scans": scans, "found": found, "bytes": len})
     );
     Ok(found)
+}
+
+/// What [`run_attack`] does (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attack {
+    /// Keep every packet.
+    Hoard,
+    /// Return `n` packets properly, then corrupt the TX producer index.
+    CorruptTx,
+    /// Return `n` packets properly, then corrupt the RX consumer index.
+    CorruptRx,
+    /// Garbage over the domain region's header, then forward.
+    Header,
+    /// Try to reach `victim`'s control words, then forward.
+    Neighbour,
+}
+
+/// Options of [`run_attack`].
+#[derive(Debug, Clone)]
+pub struct AttackOpts {
+    /// Which attack.
+    pub attack: Attack,
+    /// Packets to forward properly first (`corrupt-*`).
+    pub first: u64,
+    /// The victim NF (`neighbour`).
+    pub victim: Option<String>,
+    /// Unprivileged uid to drop to before touching the victim's file (`neighbour`).
+    pub as_uid: Option<u32>,
+}
+
+/// Forwards every packet with NEXT (as l2fwd does); false if stopped or cut off.
+fn forward(
+    rx: &mut netvm_shm::Consumer,
+    tx: &mut netvm_shm::Producer,
+    slot: &netvm_shm::SlotRef<'_>,
+    stop: &AtomicBool,
+    limit: u64,
+) -> Result<u64, String> {
+    let mut buf = [Descriptor::default(); 32];
+    let mut n_fwd = 0u64;
+    while n_fwd < limit && !stop.load(Ordering::Relaxed) {
+        slot.bump_heartbeat();
+        if slot.state() != Some(SlotState::Attached) {
+            break;
+        }
+        let want = usize::try_from((limit - n_fwd).min(32)).unwrap_or(32);
+        let n = match rx.dequeue_burst(&mut buf[..want]) {
+            Ok(n) => n,
+            // Our own rings may be reset under us by the core after a quarantine.
+            Err(_) => break,
+        };
+        if n == 0 {
+            let _ = rx.wait_for_work(Duration::from_millis(5));
+            continue;
+        }
+        for d in &mut buf[..n] {
+            d.set_verdict(Verdict::Next);
+        }
+        if !push_all(tx, slot, &buf[..n], stop)? {
+            break;
+        }
+        n_fwd += n as u64;
+    }
+    Ok(n_fwd)
+}
+
+/// Runs one attack of [`Attack`] as NF `name`, until `stop`. Returns packets received.
+pub fn run_attack(
+    region: &Path,
+    name: &str,
+    o: &AttackOpts,
+    stop: &AtomicBool,
+) -> Result<u64, String> {
+    let r = open_control(region, name)?;
+    let dom = map_domain(region)?;
+    let geom = *r.geometry();
+    let rings = geom.slot_rings(0).ok_or("no rings")?;
+    let mut rx = r.consumer(rings.first_rx).map_err(|e| e.to_string())?;
+    let mut tx = r.producer(rings.tx).map_err(|e| e.to_string())?;
+    let slot = attach_slot(&r, name)?;
+    let mut got = 0u64;
+    let idle = |slot: &netvm_shm::SlotRef<'_>| {
+        while !stop.load(Ordering::Relaxed) {
+            slot.bump_heartbeat();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    match o.attack {
+        Attack::Hoard => {
+            let mut buf = [Descriptor::default(); 32];
+            while !stop.load(Ordering::Relaxed) {
+                slot.bump_heartbeat();
+                match rx.dequeue_burst(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = rx.wait_for_work(Duration::from_millis(5));
+                    }
+                    Ok(n) => got += n as u64,
+                }
+            }
+            println!("ATTACK-REPORT {}", json!({"hoarded": got}));
+        }
+        Attack::CorruptTx | Attack::CorruptRx => {
+            got = forward(&mut rx, &mut tx, &slot, stop, o.first)?;
+            let ctl = r.as_ptr().as_ptr();
+            let ring = if o.attack == Attack::CorruptTx {
+                rings.tx
+            } else {
+                rings.first_rx
+            };
+            // The index words: `prod` at offset 0 of a ring's control block, `cons` at 128.
+            let off = geom.ring_area_offset()
+                + ring as usize * geom.ring_stride()
+                + if o.attack == Attack::CorruptTx {
+                    0
+                } else {
+                    128
+                };
+            // SAFETY: the ring's control block lies inside the validated control mapping; the
+            // word is 4-aligned; writing it is the attack.
+            let word = unsafe { &*ctl.add(off).cast::<std::sync::atomic::AtomicU32>() };
+            let v = word.load(Ordering::Relaxed).wrapping_add(0x8000_0000);
+            word.store(v, Ordering::Release);
+            println!(
+                "ATTACK-REPORT {}",
+                json!({"forwarded": got, "ring": ring, "index": v})
+            );
+            idle(&slot);
+        }
+        Attack::Header => {
+            // SAFETY: the first 4096 bytes of the domain mapping are its header; a raw write
+            // races only with other processes' reads of it, which is the attack.
+            unsafe { std::ptr::write_bytes(dom.as_mut_ptr(), 0xa5, 4096) };
+            println!("ATTACK-REPORT {}", json!({"header_bytes": 4096}));
+            got = forward(&mut rx, &mut tx, &slot, stop, u64::MAX)?;
+        }
+        Attack::Neighbour => {
+            let victim = o.victim.as_deref().ok_or("--victim missing")?;
+            // 1. The victim's slot (its name in a slot's name field) is in neither mapping.
+            let mut needle = [0u8; 32];
+            needle[..victim.len().min(31)]
+                .copy_from_slice(&victim.as_bytes()[..victim.len().min(31)]);
+            let scan = |base: *const u8, len: usize| {
+                let mut copy = vec![0u8; len];
+                // SAFETY: base..base+len is a live mapping of ours; a raw copy into private
+                // memory.
+                unsafe { std::ptr::copy_nonoverlapping(base, copy.as_mut_ptr(), len) };
+                copy.windows(needle.len()).filter(|w| *w == needle).count()
+            };
+            let in_ctl = scan(r.as_ptr().as_ptr(), r.mapping_len());
+            let in_dom = scan(dom.as_ptr(), dom.len());
+            let own = {
+                let mut n = [0u8; 32];
+                n[..name.len().min(31)].copy_from_slice(&name.as_bytes()[..name.len().min(31)]);
+                n
+            };
+            let mut own_copy = vec![0u8; r.mapping_len()];
+            // SAFETY: as above.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    r.as_ptr().as_ptr(),
+                    own_copy.as_mut_ptr(),
+                    own_copy.len(),
+                )
+            };
+            let own_found = own_copy.windows(32).filter(|w| *w == own).count();
+            // 2. Its control file, as an unprivileged user.
+            if let Some(uid) = o.as_uid {
+                // SAFETY: plain syscalls changing this process's credentials.
+                let ok = unsafe { libc::setgid(uid) == 0 && libc::setuid(uid) == 0 };
+                if !ok {
+                    return Err(format!("setuid {uid}: {}", std::io::Error::last_os_error()));
+                }
+            }
+            let vpath = control_path(region, victim);
+            let open = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&vpath);
+            let errno = open.as_ref().err().and_then(std::io::Error::raw_os_error);
+            println!(
+                "ATTACK-REPORT {}",
+                json!({
+                    "victim_slot_in_control": in_ctl, "victim_slot_in_domain": in_dom,
+                    "own_slot_in_control": own_found,
+                    "victim_control_opened": open.is_ok(), "errno": errno,
+                    "victim_control": vpath.display().to_string(),
+                })
+            );
+            got = forward(&mut rx, &mut tx, &slot, stop, u64::MAX)?;
+        }
+    }
+    let _ = slot.detach();
+    Ok(got)
 }

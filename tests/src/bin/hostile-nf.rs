@@ -1,6 +1,7 @@
-//! `hostile-nf --region PATH --nf NAME [--mode mixed|flood|spy|open] …`: the adversarial NF of
-//! `netvm_tests::hostile`. `flood`: `--count N --hold N --keep N --scribble
-//! --seed N`. `spy`: `--marker
+//! `hostile-nf --region PATH --nf NAME [--mode mixed|flood|spy|open|hoard|corrupt-tx|corrupt-rx|
+//! header|neighbour] …`: the adversarial NF of `netvm_tests::hostile`. `flood`: `--count N
+//! --hold N --keep N --scribble --seed N`. `corrupt-*`: `--first N`. `neighbour`: `--victim NF
+//! --as-uid UID`. `spy`: `--marker
 //! HEX` (without `--nf`: map only, no slot). `open`: only tries to open the region file read-write
 //! and exits 0 (opened), 13 (EACCES) or 1.
 
@@ -70,6 +71,23 @@ fn main() {
             netvm_tests::hostile::run_flood(path, n, o, &STOP)
         }
         ("mixed", Some(n)) => netvm_tests::hostile::run(path, n, &STOP),
+        (m @ ("hoard" | "corrupt-tx" | "corrupt-rx" | "header" | "neighbour"), Some(n)) => {
+            use netvm_tests::hostile::{Attack, AttackOpts};
+            let attack = match m {
+                "hoard" => Attack::Hoard,
+                "corrupt-tx" => Attack::CorruptTx,
+                "corrupt-rx" => Attack::CorruptRx,
+                "header" => Attack::Header,
+                _ => Attack::Neighbour,
+            };
+            let o = AttackOpts {
+                attack,
+                first: num("--first", 0),
+                victim: get("--victim"),
+                as_uid: get("--as-uid").and_then(|v| v.parse().ok()),
+            };
+            netvm_tests::hostile::run_attack(path, n, &o, &STOP)
+        }
         _ => Err(format!("bad mode {mode:?} or missing --nf")),
     };
     match res {

@@ -101,8 +101,7 @@ fn run(args: &Args) -> Result<(), String> {
     netlib_guest::signal::install_handlers().map_err(|e| err(&e))?;
     let mut nf = args.nf.attach().map_err(|e| err(&e))?;
     let path = nf
-        .region()
-        .path()
+        .region_path()
         .ok_or("the region has no path")?
         .to_path_buf();
     let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
