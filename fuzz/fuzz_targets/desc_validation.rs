@@ -3,10 +3,11 @@
 //! dequeues and validates everything with `CheckedDesc::try_from_raw`. Nothing may panic, and
 //! every accepted descriptor must lie inside its buffer.
 
-use netvm_shm::{CheckedDesc, Descriptor, Region, RegionParams};
+use netvm_shm::{CheckedDesc, Descriptor, Region, RegionKind, RegionParams};
 
 fn main() {
     let params = RegionParams {
+        kind: RegionKind::Combined,
         domain_id: 0,
         domain_name: "fuzz".into(),
         slot_count: 1,
@@ -18,12 +19,13 @@ fn main() {
     let region = Region::create_anonymous(&params).expect("region");
     let geom = *region.geometry();
     let rings = geom.slot_rings(0).expect("rings");
-    let ctl = region.ring_control(rings.tx).expect("ring");
+    let ring_off = geom.ring_area_offset() + rings.tx as usize * geom.ring_stride();
     let stride = geom.ring_stride();
     let target = |data: &[u8]| {
         region.reset_ring(rings.tx, 0).expect("reset");
         let mut cons = region.consumer(rings.tx).expect("consumer");
-        let base = ctl.as_ptr().cast::<u8>();
+        // SAFETY: the ring's control block lies inside the validated mapping.
+        let base = unsafe { region.as_ptr().as_ptr().add(ring_off) };
         let n = data.len().min(stride);
         // SAFETY: the ring occupies `stride` bytes from its control block inside the region
         // mapping; n <= stride; nothing else touches this private anonymous region.

@@ -226,8 +226,8 @@ impl Source {
         }
         let bufs = match self {
             Source::Files { region, .. } => Buffers::attach_file(region, ctl.geometry())?,
-            // SAFETY: as for the control mapping above.
             Source::Mappings { buffers, .. } => {
+                // SAFETY: as for the control mapping above.
                 unsafe { Buffers::attach_raw(buffers.base, buffers.len, ctl.geometry()) }?
             }
         };

@@ -211,6 +211,7 @@ impl Worker {
                 }
             }
         }
+        self.st.check_rx_rings(sh);
         let want = sh.snapshot_epoch.load(Ordering::Acquire);
         if want != self.st.published_epoch {
             let t = Arc::clone(&self.tables);
@@ -706,6 +707,25 @@ impl State {
         }
     }
 
+    /// Validates the consumer index of every RX ring this worker feeds (one load per ring,
+    /// every 16th round): the producer re-reads it only when the ring looks full, which a
+    /// ring kept below its capacity by the quota never does. A corrupt one gets the NF
+    /// quarantined exactly as in `flush_nf`.
+    #[cold]
+    fn check_rx_rings(&mut self, sh: &Shared) {
+        for (i, link) in self.nfs.iter_mut().enumerate() {
+            let corrupt = link.rx.as_ref().is_some_and(|p| p.len().is_err());
+            if corrupt {
+                link.rx = None;
+                sh.nfs[i]
+                    .fault
+                    .store(crate::fault::RX_RING_CORRUPT, Ordering::Relaxed);
+                self.c.ring_corrupt += 1;
+                self.c.nf_rejects[i][RejectReason::RingIndexCorrupt as usize] += 1;
+            }
+        }
+    }
+
     fn reject(&mut self, sh: &Shared, nf: u16, why: RejectReason) {
         self.c.nf_rejects[usize::from(nf)][why as usize] += 1;
         sh.nfs[usize::from(nf)]
@@ -895,9 +915,53 @@ impl State {
 /// that together they never take it past the quota.
 #[inline]
 fn quota_budget(nfr: &crate::NfRt, staged: usize, nworkers: u32) -> u32 {
-    let held = nfr.held().saturating_add(staged as u64);
-    let room = u64::from(nfr.quota).saturating_sub(held);
+    quota_share(
+        nfr.quota,
+        nfr.held().saturating_add(staged as u64),
+        nworkers,
+    )
+}
+
+/// One worker's share of an NF's remaining room: `(quota − held) / workers`, so that workers
+/// computing from the same (possibly stale) `held` never together exceed the quota.
+#[inline]
+fn quota_share(quota: u32, held: u64, nworkers: u32) -> u32 {
+    let room = u64::from(quota).saturating_sub(held);
     u32::try_from(room / u64::from(nworkers.max(1))).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_share;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Rounds of W workers, each delivering up to its share computed from a snapshot of
+        /// `held` taken before anyone delivered (the worst case of staleness), with returns in
+        /// between: the NF never holds more than its quota, and a worker alone on an NF with
+        /// room always gets a non-zero share.
+        #[test]
+        fn workers_never_exceed_the_quota(
+            quota in 1u32..5000,
+            nworkers in 1u32..9,
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec(0u32..3000, 8), 0u64..3000), 1..40),
+        ) {
+            let mut held = 0u64;
+            for (wants, returned) in rounds {
+                let snapshot = held;
+                for want in wants.iter().take(nworkers as usize) {
+                    let share = quota_share(quota, snapshot, nworkers);
+                    held += u64::from((*want).min(share));
+                }
+                prop_assert!(held <= u64::from(quota), "held {held} > quota {quota}");
+                held -= returned.min(held);
+            }
+            if held < u64::from(quota) {
+                prop_assert!(quota_share(quota, held, 1) > 0);
+            }
+        }
+    }
 }
 
 /// Header bytes the core copies out of shared memory before parsing: every header netvm

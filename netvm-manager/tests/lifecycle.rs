@@ -225,21 +225,44 @@ fn status_stats_and_down_from_another_shell() {
             .lines()
             .find(|l| l.starts_with("Uid:"))
             .expect("Uid line");
-        let want: u32 = 61_000 + u32::try_from(k).unwrap();
+        // NF k of the demo is the k-th NF and in the k-th domain: its own uid, its domain's gid.
+        let (uid, gid): (u32, u32) = (
+            62_000 + u32::try_from(k).unwrap(),
+            61_000 + u32::try_from(k).unwrap(),
+        );
         assert!(
             uid_line
                 .split_whitespace()
                 .skip(1)
-                .all(|u| u == want.to_string()),
+                .all(|u| u == uid.to_string()),
             "{nf}: {uid_line}"
+        );
+        let gid_line = st
+            .lines()
+            .find(|l| l.starts_with("Gid:"))
+            .expect("Gid line");
+        assert!(
+            gid_line
+                .split_whitespace()
+                .skip(1)
+                .all(|g| g == gid.to_string()),
+            "{nf}: {gid_line}"
         );
         use std::os::unix::fs::MetadataExt as _;
         let md = std::fs::metadata(format!("{region_dir}/netvm-{domain}.{core_pid}.region"))
             .expect("region file");
         assert_eq!(
             (md.uid(), md.gid(), md.mode() & 0o777),
-            (0, want, 0o660),
+            (0, gid, 0o660),
             "region of {domain}"
+        );
+        // Its control region (slot and rings) is its own user's only.
+        let md = std::fs::metadata(format!("{region_dir}/netvm-{domain}.{core_pid}.{nf}.ctl"))
+            .expect("control region file");
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o777),
+            (uid, gid, 0o600),
+            "control region of {nf}"
         );
     }
     // A second `up` of the same instance is refused and disturbs nothing.

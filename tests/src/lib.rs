@@ -393,6 +393,17 @@ impl Drop for Core {
             }
         }
         for (_, p) in &self.regions {
+            // The NFs' control regions next to it (`netvm-D.PID.NF.ctl`), then the region.
+            if let (Some(dir), Some(name)) = (p.parent(), p.file_name()) {
+                let stem = name.to_string_lossy();
+                let stem = stem.strip_suffix(".region").unwrap_or(&stem).to_owned() + ".";
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.starts_with(&stem) && n.ends_with(".ctl") {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
             let _ = std::fs::remove_file(p);
         }
     }

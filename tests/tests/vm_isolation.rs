@@ -1,5 +1,6 @@
 //! Trust domains with a real QEMU guest: a guest NF in domain `untrusted` is given only that
-//! domain's region (one ivshmem BAR, nothing else of the host's memory). Traffic of domain
+//! domain's region and its own control region (two ivshmem BARs, nothing else of the host's
+//! memory). Traffic of domain
 //! `trusted` carries one marker, traffic routed to the guest another. Inside the guest,
 //! `vm-bar-scan` scans every byte of its BAR: the trusted marker is never there, while the
 //! packets routed to it arrive (as copies: the core counts the domain crossings). On the host
@@ -111,7 +112,8 @@ fn untrusted_guest_sees_only_its_domain() {
             .unwrap_or_else(|| panic!("no region for {d}: {status:#}"))
     };
     let (trusted, untrusted) = (region("trusted"), region("untrusted"));
-    // QEMU was given exactly one shared memory backend: the untrusted domain's region.
+    // QEMU was given exactly two shared memory backends: the untrusted domain's region and the
+    // NF's own control region (next to it).
     let run_dir = run.run_dir.display().to_string();
     let pids = qemu_pids_mentioning(&run_dir);
     assert_eq!(pids.len(), 1, "one QEMU for the one VM NF");
@@ -124,10 +126,16 @@ fn untrusted_guest_sees_only_its_domain() {
         .iter()
         .filter(|a| a.starts_with("memory-backend"))
         .collect();
-    assert_eq!(backends.len(), 1, "{args:?}");
+    assert_eq!(backends.len(), 2, "{args:?}");
     assert!(
         backends[0].contains(&format!("mem-path={},", untrusted.display()))
             && backends[0].contains("share=on"),
+        "{args:?}"
+    );
+    let ctl = netvm_shm::control_path(&untrusted, "scan");
+    assert!(
+        backends[1].contains(&format!("mem-path={},", ctl.display()))
+            && backends[1].contains("share=on"),
         "{args:?}"
     );
     assert!(!args
