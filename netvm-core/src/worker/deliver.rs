@@ -1,0 +1,318 @@
+//! Delivery to NFs: routing along a chain, picking an instance (flow-hash affinity or
+//! least-loaded), the domain-crossing copy, ownership, the per-NF quota and the staged
+//! burst enqueue.
+
+use std::sync::atomic::Ordering;
+
+use dpdk::sys::{self, rte_mbuf};
+use netvm_shm::{Descriptor, RejectReason};
+
+use super::{State, BURST, PINS};
+use crate::config::Balance;
+use crate::domain::{owner_word, OWNER_NONE};
+use crate::stats::DropReason;
+use crate::tables::{FailurePolicy, Tables};
+use crate::{nf_state, Shared};
+
+impl State {
+    /// Sends the packet to chain position `pos` (or the chain's egress past the end).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn route(
+        &mut self,
+        sh: &Shared,
+        t: &Tables,
+        m: *mut rte_mbuf,
+        dom: u16,
+        chain: u16,
+        pos: usize,
+        in_port: u8,
+        hash: u32,
+        flow_slot: Option<usize>,
+    ) {
+        let Some(ch) = t.chains.get(usize::from(chain)) else {
+            self.free(m, DropReason::ChainRemoved);
+            return;
+        };
+        if pos >= ch.services.len() {
+            match ch.egress {
+                Some(p) => self.stage_tx(sh, m, p),
+                None => self.free(m, DropReason::ChainEgressDrop),
+            }
+            return;
+        }
+        // Bypass skips services without an attached instance (at most the chain's length).
+        let mut pos = pos;
+        let nf = loop {
+            let svc = &t.services[usize::from(ch.services[pos])];
+            match self.pick_instance(sh, &svc.instances, ch.balance, hash, pos, flow_slot) {
+                Some(nf) => break nf,
+                None if ch.failure == FailurePolicy::Bypass => {
+                    pos += 1;
+                    if pos >= ch.services.len() {
+                        match ch.egress {
+                            Some(p) => self.stage_tx(sh, m, p),
+                            None => self.free(m, DropReason::ChainEgressDrop),
+                        }
+                        return;
+                    }
+                }
+                None => {
+                    self.free(m, DropReason::NfUnavailable);
+                    return;
+                }
+            }
+        };
+        self.deliver(sh, m, dom, nf, chain, pos, in_port, hash);
+    }
+
+    #[inline]
+    pub(super) fn pick_instance(
+        &mut self,
+        sh: &Shared,
+        inst: &[u16],
+        balance: Balance,
+        hash: u32,
+        pos: usize,
+        flow_slot: Option<usize>,
+    ) -> Option<u16> {
+        let active = |nf: u16, s: &Self| {
+            sh.nfs[usize::from(nf)].state.load(Ordering::Relaxed) == nf_state::ATTACHED
+                && s.nfs[usize::from(nf)].rx.is_some()
+        };
+        if inst.len() == 1 {
+            return active(inst[0], self).then_some(inst[0]);
+        }
+        if balance == Balance::LeastLoaded && pos < PINS {
+            if let Some(fs) = flow_slot {
+                let pin = self.flows.pin(fs, pos);
+                if usize::from(pin) < inst.len() && active(inst[usize::from(pin)], self) {
+                    return Some(inst[usize::from(pin)]);
+                }
+                // New flow (or its instance went away): the instance with the emptiest ring.
+                let mut best: Option<(usize, u32)> = None;
+                for (i, &nf) in inst.iter().enumerate() {
+                    if !active(nf, self) {
+                        continue;
+                    }
+                    let link = &self.nfs[usize::from(nf)];
+                    let used = link
+                        .rx
+                        .as_ref()
+                        .and_then(|p| p.len().ok())
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(crate::id32(link.nstaged));
+                    if best.is_none_or(|(_, b)| used < b) {
+                        best = Some((i, used));
+                    }
+                }
+                let (i, _) = best?;
+                self.flows
+                    .set_pin(fs, pos, u8::try_from(i).unwrap_or(u8::MAX));
+                return Some(inst[i]);
+            }
+        }
+        // Flow-hash affinity; skip to the next active instance if the chosen one is away.
+        let n = inst.len();
+        let start = hash as usize % n;
+        (0..n)
+            .map(|k| inst[(start + k) % n])
+            .find(|&nf| active(nf, self))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(super) fn deliver(
+        &mut self,
+        sh: &Shared,
+        mut m: *mut rte_mbuf,
+        dom: u16,
+        nf: u16,
+        chain: u16,
+        pos: usize,
+        in_port: u8,
+        hash: u32,
+    ) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        let mut d = &sh.domains[usize::from(dom)];
+        if nfr.domain != dom {
+            // Crossing a trust domain: copy into a buffer of the destination domain.
+            let dst = &sh.domains[usize::from(nfr.domain)];
+            // SAFETY: the destination pool is valid for the run.
+            let n = unsafe { sys::netvm_rte_pktmbuf_alloc(dst.pool.as_ptr()) };
+            if n.is_null() {
+                self.free(m, DropReason::NoBuffer);
+                return;
+            }
+            // SAFETY: m and n are valid single-segment mbufs owned here; the copy stays within
+            // m's data (data_len bytes) and n's buffer (offset chosen so that it fits).
+            unsafe {
+                let len = (*m).data_len;
+                let buf_len = (*n).buf_len;
+                let off = (*n).data_off.min(buf_len.saturating_sub(len));
+                std::ptr::copy_nonoverlapping(
+                    (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
+                    (*n).buf_addr.cast::<u8>().add(usize::from(off)),
+                    usize::from(len),
+                );
+                (*n).data_off = off;
+                (*n).data_len = len;
+                (*n).pkt_len = u32::from(len);
+                (*n).port = (*m).port;
+                sys::netvm_rte_pktmbuf_free(m);
+            }
+            self.c.domain_copies += 1;
+            m = n;
+            d = dst;
+        }
+        // SAFETY: m is a valid mbuf owned here.
+        let Some(idx) = (unsafe { d.buf_index(m) }) else {
+            self.free(m, DropReason::Rejected);
+            return;
+        };
+        // Quota: the NF may hold at most `quota` buffers; a delivery past it is this NF's
+        // chain's drop, never a neighbour's.
+        let link = &mut self.nfs[usize::from(nf)];
+        if link.budget_round != self.round {
+            link.budget_round = self.round;
+            link.budget = quota_budget(nfr, link.nstaged, self.nworkers);
+        }
+        if link.budget == 0 {
+            self.c.nf_quota_drops[usize::from(nf)] += 1;
+            self.free(m, DropReason::NfQuota);
+            return;
+        }
+        link.budget -= 1;
+        if link.nstaged == BURST {
+            self.flush_nf(sh, nf);
+        }
+        let link = &mut self.nfs[usize::from(nf)];
+        // SAFETY: m is a valid mbuf owned here.
+        let (off, len) = unsafe { ((*m).data_off, (*m).data_len) };
+        let pos8 = u8::try_from(pos).unwrap_or(u8::MAX);
+        // Relaxed: the ring's Release publication orders this store before the NF (and hence
+        // the worker draining its TX ring, via the NF's Release) can see the descriptor.
+        d.bufs[idx as usize]
+            .owner
+            .store(owner_word(nf, chain, pos8, in_port), Ordering::Relaxed);
+        link.staged[link.nstaged] = Descriptor {
+            buf_idx: idx,
+            data_off: off,
+            data_len: len,
+            flow_hash: hash,
+            verdict: 0,
+            in_port,
+            verdict_arg: 0,
+        };
+        link.nstaged += 1;
+    }
+
+    pub(super) fn flush_staged(&mut self, sh: &Shared) {
+        for nf in 0..self.nfs.len() {
+            if self.nfs[nf].nstaged > 0 {
+                self.flush_nf(sh, crate::id16(nf));
+            }
+            let link = &mut self.nfs[nf];
+            if link.wake {
+                link.wake = false;
+                if let Some(p) = link.rx.as_mut() {
+                    p.wake_if_sleeping();
+                }
+            }
+        }
+    }
+
+    pub(super) fn flush_nf(&mut self, sh: &Shared, nf: u16) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        let link = &mut self.nfs[usize::from(nf)];
+        let n = link.nstaged;
+        link.nstaged = 0;
+        let (sent, why) = match link.rx.as_mut() {
+            Some(p) => match p.enqueue_burst(&link.staged[..n]) {
+                Ok(k) => (k, DropReason::RingFull),
+                Err(_) => {
+                    // The NF wrote an impossible consumer index into its RX ring: count it,
+                    // stop using the ring, and let the supervisor quarantine the NF.
+                    link.rx = None;
+                    nfr.fault
+                        .store(crate::fault::RX_RING_CORRUPT, Ordering::Relaxed);
+                    self.c.ring_corrupt += 1;
+                    self.c.nf_rejects[usize::from(nf)][RejectReason::RingIndexCorrupt as usize] +=
+                        1;
+                    (0, DropReason::NfRingCorrupt)
+                }
+            },
+            None => (0, DropReason::NfUnavailable),
+        };
+        if sent > 0 {
+            link.wake = true;
+            self.c.nf_delivered[usize::from(nf)] += sent as u64;
+            // Published for the quota checks of other workers and for the supervisor.
+            nfr.delivered[self.id].store(self.c.nf_delivered[usize::from(nf)], Ordering::Relaxed);
+        }
+        if sent < n {
+            // Ring full (or corrupt): take the rest back and drop them, this NF's loss only.
+            let staged = link.staged;
+            let dom = &sh.domains[usize::from(nfr.domain)];
+            for d in &staged[sent..n] {
+                let meta = &dom.bufs[d.buf_idx as usize];
+                meta.owner.store(OWNER_NONE, Ordering::Relaxed);
+                self.free(meta.mbuf, why);
+            }
+        }
+    }
+}
+
+/// How many more buffers this worker may hand NF `nfr` now: its quota minus what it holds
+/// (published counters) and what this worker has staged, split evenly between the workers so
+/// that together they never take it past the quota.
+#[inline]
+pub(super) fn quota_budget(nfr: &crate::NfRt, staged: usize, nworkers: u32) -> u32 {
+    quota_share(
+        nfr.quota,
+        nfr.held().saturating_add(staged as u64),
+        nworkers,
+    )
+}
+
+/// One worker's share of an NF's remaining room: `(quota − held) / workers`, so that workers
+/// computing from the same (possibly stale) `held` never together exceed the quota.
+#[inline]
+pub(super) fn quota_share(quota: u32, held: u64, nworkers: u32) -> u32 {
+    let room = u64::from(quota).saturating_sub(held);
+    u32::try_from(room / u64::from(nworkers.max(1))).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_share;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Rounds of W workers, each delivering up to its share computed from a snapshot of
+        /// `held` taken before anyone delivered (the worst case of staleness), with returns in
+        /// between: the NF never holds more than its quota, and a worker alone on an NF with
+        /// room always gets a non-zero share.
+        #[test]
+        fn workers_never_exceed_the_quota(
+            quota in 1u32..5000,
+            nworkers in 1u32..9,
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec(0u32..3000, 8), 0u64..3000), 1..40),
+        ) {
+            let mut held = 0u64;
+            for (wants, returned) in rounds {
+                let snapshot = held;
+                for want in wants.iter().take(nworkers as usize) {
+                    let share = quota_share(quota, snapshot, nworkers);
+                    held += u64::from((*want).min(share));
+                }
+                prop_assert!(held <= u64::from(quota), "held {held} > quota {quota}");
+                held -= returned.min(held);
+            }
+            if held < u64::from(quota) {
+                prop_assert!(quota_share(quota, held, 1) > 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! One data-plane worker, run to completion:
+//! RX burst → classify → deliver (copy only across domains) → drain NF TX rings → validate →
+//! apply verdicts → batched TX burst.
+//!
+//! The hot path does not allocate, lock, or make system calls: staging arrays are sized at
+//! start, counters are private integers, the flow cache is a fixed set-associative table, and
+//! the only syscall is the doorbell wake when an NF actually sleeps (netvm-shm's cheap check).
+//!
+//! The worker's state and loop live here; its seams are modules: [`rx`] (ports, parsing a
+//! private header copy, rules), [`flow`] (the exact-match flow cache), [`deliver`] (chains, instance choice, the
+//! domain-crossing copy, quotas, staged enqueue), [`returns`] (everything NFs hand back, its
+//! validation and verdicts, corrupt rings, reclaim) and [`tx`] (per-port TX batching).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dpdk::sys::{self, rte_mbuf};
+use netvm_shm::{Consumer, Descriptor, Producer};
+
+use crate::stats::{Counters, DropReason};
+use crate::tables::Tables;
+use crate::{nf_state, Shared};
+use flow::FlowCache;
+
+mod deliver;
+mod flow;
+mod returns;
+mod rx;
+mod tx;
+
+/// Packets per burst.
+pub const BURST: usize = 32;
+/// Chain positions whose instance a flow remembers (least-loaded balancing).
+const PINS: usize = 4;
+
+/// Commands from the control side, applied between bursts.
+pub enum Command {
+    /// New tables (chains changed, NF added).
+    Tables(Arc<Tables>),
+    /// Open ring handles for a newly attached NF slot (index).
+    AddNf(u16),
+    /// Give back every buffer an NF holds and forget its rings (detach, crash, quarantine).
+    ReclaimNf(u16),
+}
+
+struct NfLink {
+    /// Producer of this worker's RX ring to the NF.
+    rx: Option<Producer>,
+    staged: [Descriptor; BURST],
+    nstaged: usize,
+    /// Consumer of the NF's TX ring, if this worker drains it.
+    tx: Option<Consumer>,
+    wake: bool,
+    /// Deliveries this worker may still make to the NF in round `budget_round` without
+    /// taking it past its quota (recomputed once per round from the published counters).
+    budget: u32,
+    budget_round: u32,
+}
+
+struct TxQueue {
+    pkts: [*mut rte_mbuf; 2 * BURST],
+    n: usize,
+}
+
+/// A worker: the shared parts it reads and its private state.
+pub struct Worker {
+    shared: Arc<Shared>,
+    tables: Arc<Tables>,
+    st: State,
+}
+
+/// Everything a worker owns privately.
+struct State {
+    id: usize,
+    /// Port indices this worker polls (queue 0 of each).
+    rx_ports: Vec<u16>,
+    nfs: Vec<NfLink>,
+    txq: Vec<TxQueue>,
+    flows: FlowCache,
+    c: Box<Counters>,
+    rx_buf: [*mut rte_mbuf; BURST],
+    ret_buf: [Descriptor; 2 * BURST],
+    published_epoch: u64,
+    round: u32,
+    /// Workers in this core (the quota is shared between them).
+    nworkers: u32,
+}
+
+impl Worker {
+    /// A worker polling `rx_ports`.
+    pub fn new(id: usize, shared: Arc<Shared>, tables: Arc<Tables>, rx_ports: Vec<u16>) -> Self {
+        let nfs = (0..shared.nfs.len())
+            .map(|_| NfLink {
+                rx: None,
+                staged: [Descriptor::default(); BURST],
+                nstaged: 0,
+                tx: None,
+                wake: false,
+                budget: 0,
+                budget_round: u32::MAX,
+            })
+            .collect();
+        let txq = (0..shared.ports.len())
+            .map(|_| TxQueue {
+                pkts: [std::ptr::null_mut(); 2 * BURST],
+                n: 0,
+            })
+            .collect();
+        let st = State {
+            id,
+            rx_ports,
+            nfs,
+            txq,
+            flows: FlowCache::new(),
+            c: Box::default(),
+            rx_buf: [std::ptr::null_mut(); BURST],
+            ret_buf: [Descriptor::default(); 2 * BURST],
+            published_epoch: 0,
+            round: 0,
+            nworkers: crate::id32(shared.commands.len()).max(1),
+        };
+        Self { shared, tables, st }
+    }
+
+    /// Runs until `stop`; then drains NF returns until nothing is held or `drain` passes.
+    pub fn run(mut self, stop: &AtomicBool, drain: Duration) -> Box<Counters> {
+        let sh = Arc::clone(&self.shared);
+        for i in 0..sh.nfs.len() {
+            if sh.nfs[i].state.load(Ordering::Acquire) == nf_state::ATTACHED {
+                self.st.open_nf(&sh, crate::id16(i));
+            }
+        }
+        while !stop.load(Ordering::Relaxed) {
+            self.iteration(&sh, true);
+        }
+        // Drain: no new packets; take back what NFs return.
+        let end = Instant::now() + drain;
+        loop {
+            self.iteration(&sh, false);
+            if self.st.c.in_flight() <= 0 || Instant::now() >= end {
+                break;
+            }
+        }
+        let t = Arc::clone(&self.tables);
+        self.st.flush_all_tx(&sh, &t);
+        self.st.publish(&sh, u64::MAX);
+        self.st.c
+    }
+
+    #[inline]
+    fn iteration(&mut self, sh: &Shared, rx: bool) {
+        // Control work (commands, snapshots) is looked at every 16th round.
+        self.st.round = self.st.round.wrapping_add(1);
+        if self.st.round % 16 == 0 {
+            self.control(sh);
+        }
+        let t: &Tables = &self.tables;
+        let st = &mut self.st;
+        // No worker-wide backpressure: one NF's full (or corrupt) ring must not pause RX for
+        // the other chains of the port. A full ring drops that NF's packets (`ring_full`).
+        if rx {
+            for i in 0..st.rx_ports.len() {
+                let p = st.rx_ports[i];
+                st.poll_port(sh, t, p);
+            }
+        }
+        st.flush_staged(sh);
+        for nf in 0..st.nfs.len() {
+            if st.nfs[nf].tx.is_some() {
+                st.drain_nf(sh, t, crate::id16(nf));
+            }
+        }
+        st.flush_staged(sh);
+        st.flush_all_tx(sh, t);
+    }
+
+    /// Applies queued commands and publishes a requested snapshot (between bursts).
+    #[cold]
+    fn control(&mut self, sh: &Shared) {
+        while let Some(cmd) = sh.commands[self.st.id].pop() {
+            match cmd {
+                Command::Tables(t) => {
+                    if t.version != self.tables.version {
+                        self.st.flows.clear();
+                    }
+                    self.tables = t;
+                }
+                Command::AddNf(nf) => self.st.open_nf(sh, nf),
+                Command::ReclaimNf(nf) => {
+                    let t = Arc::clone(&self.tables);
+                    self.st.reclaim_nf(sh, &t, nf);
+                }
+            }
+        }
+        self.st.check_rx_rings(sh);
+        let want = sh.snapshot_epoch.load(Ordering::Acquire);
+        if want != self.st.published_epoch {
+            let t = Arc::clone(&self.tables);
+            self.st.flush_staged(sh);
+            self.st.flush_all_tx(sh, &t);
+            self.st.publish(sh, want);
+        }
+    }
+}
+
+impl State {
+    fn open_nf(&mut self, sh: &Shared, nf: u16) {
+        let n = &sh.nfs[usize::from(nf)];
+        // Ring ids come from the core's private geometry of the NF's own control region, never
+        // from the slot's ring-id words (the NF can rewrite those).
+        let Some(rings) = n.ctl.geometry().slot_rings(0) else {
+            return;
+        };
+        let link = &mut self.nfs[usize::from(nf)];
+        if link.rx.is_none() {
+            if let Some(r) = rings.rx_range().nth(self.id) {
+                link.rx = n.ctl.producer(r).ok();
+            }
+        }
+        if link.tx.is_none() && n.worker == self.id {
+            link.tx = n.ctl.consumer(rings.tx).ok();
+        }
+    }
+
+    /// Copies counters to the shared snapshot slot and, for a consistent instant, waits
+    /// (bounded) until every worker has published the same epoch.
+    fn publish(&mut self, sh: &Shared, epoch: u64) {
+        let slot = &sh.snapshots[self.id];
+        {
+            let mut s = slot.counters.lock().unwrap_or_else(|p| p.into_inner());
+            s.clone_from(&self.c);
+        }
+        slot.epoch.store(epoch, Ordering::Release);
+        self.published_epoch = epoch;
+        if epoch == u64::MAX {
+            return;
+        }
+        // Hold still until the reader has what it needs (all workers published, owners
+        // counted), bounded so that a slow reader cannot stall the data plane.
+        let deadline = Instant::now() + Duration::from_millis(20);
+        while sh.resume_epoch.load(Ordering::Acquire) < epoch && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[inline]
+    fn free(&mut self, m: *mut rte_mbuf, why: DropReason) {
+        self.c.drops[why as usize] += 1;
+        // SAFETY: m is owned by this worker (rx'd, or taken back from an NF) and freed once.
+        unsafe { sys::netvm_rte_pktmbuf_free(m) };
+    }
+}
+
+/// A snapshot slot: the counters a worker last published and the epoch they belong to.
+#[derive(Debug, Default)]
+pub struct SnapshotSlot {
+    /// Epoch of `counters`.
+    pub epoch: AtomicU64,
+    /// The counters (locked only by the publishing worker between bursts and by the reader).
+    pub counters: std::sync::Mutex<Box<Counters>>,
+}

@@ -1,0 +1,206 @@
+//! What NFs return: draining TX rings, validating every descriptor (ownership first), applying
+//! verdicts, counting rejects; corrupt ring indices; taking back what a gone NF held.
+
+use std::sync::atomic::Ordering;
+
+use netvm_shm::{CheckedDesc, Descriptor, RejectReason, Verdict};
+
+use super::State;
+use crate::config::MAX_PORTS;
+use crate::domain::{Owner, OWNER_NONE};
+use crate::stats::{verdict_idx, DropReason};
+use crate::tables::Tables;
+use crate::Shared;
+
+impl State {
+    /// Drains NF `nf`'s TX ring and applies its verdicts. Every field is hostile input.
+    #[inline]
+    pub(super) fn drain_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) {
+        let n = match self.nfs[usize::from(nf)]
+            .tx
+            .as_mut()
+            .map(|c| c.dequeue_burst(&mut self.ret_buf))
+        {
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                // Corrupt producer index: count it once, stop reading the ring (its contents
+                // mean nothing now), and let the supervisor quarantine the NF; its buffers
+                // come back with the reclaim.
+                let link = &mut self.nfs[usize::from(nf)];
+                link.tx = None;
+                link.rx = None;
+                sh.nfs[usize::from(nf)]
+                    .fault
+                    .store(crate::fault::TX_RING_CORRUPT, Ordering::Relaxed);
+                self.c.ring_corrupt += 1;
+                self.c.nf_rejects[usize::from(nf)][RejectReason::RingIndexCorrupt as usize] += 1;
+                return;
+            }
+            None => 0,
+        };
+        for i in 0..n {
+            let raw = self.ret_buf[i];
+            self.take_back(sh, t, nf, raw);
+        }
+        if n > 0 {
+            sh.nfs[usize::from(nf)]
+                .returned
+                .store(self.c.nf_returned[usize::from(nf)], Ordering::Relaxed);
+        }
+    }
+
+    /// Validates the consumer index of every RX ring this worker feeds (one load per ring,
+    /// every 16th round): the producer re-reads it only when the ring looks full, which a
+    /// ring kept below its capacity by the quota never does. A corrupt one gets the NF
+    /// quarantined exactly as in `flush_nf`.
+    #[cold]
+    pub(super) fn check_rx_rings(&mut self, sh: &Shared) {
+        for (i, link) in self.nfs.iter_mut().enumerate() {
+            let corrupt = link.rx.as_ref().is_some_and(|p| p.len().is_err());
+            if corrupt {
+                link.rx = None;
+                sh.nfs[i]
+                    .fault
+                    .store(crate::fault::RX_RING_CORRUPT, Ordering::Relaxed);
+                self.c.ring_corrupt += 1;
+                self.c.nf_rejects[i][RejectReason::RingIndexCorrupt as usize] += 1;
+            }
+        }
+    }
+
+    pub(super) fn reject(&mut self, sh: &Shared, nf: u16, why: RejectReason) {
+        self.c.nf_rejects[usize::from(nf)][why as usize] += 1;
+        sh.nfs[usize::from(nf)]
+            .rejects
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(super) fn take_back(&mut self, sh: &Shared, t: &Tables, nf: u16, raw: Descriptor) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        let dom = &sh.domains[usize::from(nfr.domain)];
+        let geom = dom.region.geometry();
+        let checked = CheckedDesc::try_from_raw(raw, geom);
+        // Ownership first: only a buffer this NF holds right now is acted on at all.
+        if raw.buf_idx >= dom.buf_count {
+            self.reject(sh, nf, RejectReason::BadIndex);
+            return;
+        }
+        let meta = &dom.bufs[raw.buf_idx as usize];
+        let w = meta.owner.load(Ordering::Acquire);
+        let owner = match Owner::decode(w) {
+            Some(o) if o.nf == nf => o,
+            _ => {
+                self.reject(sh, nf, RejectReason::NotOwner);
+                return;
+            }
+        };
+        meta.owner.store(OWNER_NONE, Ordering::Relaxed);
+        self.c.nf_returned[usize::from(nf)] += 1;
+        let m = meta.mbuf;
+        let d = match checked {
+            Ok(d) => d,
+            Err(e) => {
+                self.reject(sh, nf, e.reason());
+                self.free(m, DropReason::Rejected);
+                return;
+            }
+        };
+        // SAFETY: m is the mbuf pinned to this buffer, owned by the core again; the new bounds
+        // were validated against the buffer size, which is the mbuf's buffer length.
+        unsafe {
+            // Most NFs keep the packet where it was: skip the stores then.
+            if (*m).data_off != d.data_off() || (*m).data_len != d.data_len() {
+                (*m).data_off = d.data_off();
+                (*m).data_len = d.data_len();
+                (*m).pkt_len = u32::from(d.data_len());
+            }
+        }
+        let Some(ch) = t.chains.get(usize::from(owner.chain)) else {
+            self.free(m, DropReason::ChainRemoved);
+            return;
+        };
+        let v = &mut self.c.nf_verdicts[usize::from(nf)];
+        match d.verdict() {
+            Verdict::Next => {
+                v[verdict_idx::NEXT] += 1;
+                self.route(
+                    sh,
+                    t,
+                    m,
+                    nfr.domain,
+                    owner.chain,
+                    usize::from(owner.pos) + 1,
+                    owner.in_port,
+                    raw.flow_hash,
+                    None,
+                );
+            }
+            Verdict::Service(id) => {
+                v[verdict_idx::SERVICE] += 1;
+                // Only a service later in this packet's chain: jump there.
+                let from = usize::from(owner.pos) + 1;
+                match ch.services.iter().skip(from).position(|&s| s == id) {
+                    Some(k) => self.route(
+                        sh,
+                        t,
+                        m,
+                        nfr.domain,
+                        owner.chain,
+                        from + k,
+                        owner.in_port,
+                        raw.flow_hash,
+                        None,
+                    ),
+                    None => {
+                        self.reject(sh, nf, RejectReason::ServiceUnknown);
+                        self.free(m, DropReason::Rejected);
+                    }
+                }
+            }
+            Verdict::Out(port) => {
+                v[verdict_idx::OUT] += 1;
+                if usize::from(port) < MAX_PORTS.min(sh.ports.len())
+                    && ch.allowed_ports & (1u64 << port) != 0
+                {
+                    self.stage_tx(sh, m, port);
+                } else {
+                    self.reject(sh, nf, RejectReason::PortNotAllowed);
+                    self.free(m, DropReason::Rejected);
+                }
+            }
+            Verdict::Drop => {
+                v[verdict_idx::DROP] += 1;
+                self.free(m, DropReason::NfVerdict);
+            }
+        }
+    }
+
+    /// Takes back every buffer NF `nf` holds (it detached, died or was quarantined). Only the
+    /// worker that drains the NF's TX ring does this, so no return can race with it.
+    pub(super) fn reclaim_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        if nfr.worker == self.id {
+            // First whatever it returned properly.
+            self.drain_nf(sh, t, nf);
+            let dom = &sh.domains[usize::from(nfr.domain)];
+            let mut n = 0u64;
+            for b in dom.bufs.iter() {
+                if Owner::decode(b.owner.load(Ordering::Acquire)).is_some_and(|o| o.nf == nf) {
+                    b.owner.store(OWNER_NONE, Ordering::Relaxed);
+                    self.c.nf_returned[usize::from(nf)] += 1;
+                    self.free(b.mbuf, DropReason::Reclaimed);
+                    n += 1;
+                }
+            }
+            nfr.reclaimed.fetch_add(n, Ordering::Relaxed);
+            nfr.returned
+                .store(self.c.nf_returned[usize::from(nf)], Ordering::Relaxed);
+        }
+        let link = &mut self.nfs[usize::from(nf)];
+        link.rx = None;
+        link.tx = None;
+        link.nstaged = 0;
+        nfr.reclaim_done.fetch_add(1, Ordering::Release);
+    }
+}

@@ -1,0 +1,189 @@
+//! RX: polling a port, the port fast path, parsing a private header copy, the flow cache in
+//! front of the ordered rules.
+
+use dpdk::sys::rte_mbuf;
+use netvm_wire::{symmetric_hash, FlowKey, PacketMeta};
+
+use super::State;
+use crate::stats::DropReason;
+use crate::tables::Tables;
+use crate::Shared;
+
+impl State {
+    #[inline]
+    pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, pidx: u16) {
+        let port = &sh.ports[usize::from(pidx)];
+        // SAFETY: this worker is the only poller of queue 0 of this port (ports are assigned to
+        // one worker each); every mbuf returned is owned here until freed, sent or handed over.
+        let n = unsafe { port.port.rx_burst_raw(0, &mut self.rx_buf) };
+        if n == 0 {
+            return;
+        }
+        if let Some(chain) = t.port_fast.get(usize::from(pidx)).copied().flatten() {
+            self.rx_fast(sh, t, n, pidx, chain);
+            return;
+        }
+        for i in 0..n {
+            let m = self.rx_buf[i];
+            self.rx_one(sh, t, m, pidx);
+        }
+    }
+
+    /// Every packet of the burst enters `chain` (the port's first rule needs no parsing).
+    #[inline]
+    pub(super) fn rx_fast(&mut self, sh: &Shared, t: &Tables, n: usize, pidx: u16, chain: u16) {
+        let p = usize::from(pidx);
+        let mut bytes = 0u64;
+        for &m in &self.rx_buf[..n] {
+            // SAFETY: received mbufs are valid and owned here.
+            bytes += u64::from(unsafe { (*m).data_len });
+        }
+        self.c.port_rx[p] += n as u64;
+        self.c.port_rx_bytes[p] += bytes;
+        self.c.chain_pkts[usize::from(chain)] += n as u64;
+        let Some(ch) = t.chains.get(usize::from(chain)) else {
+            return;
+        };
+        let dom = sh.ports[p].domain;
+        let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
+        if ch.services.is_empty() {
+            // Port to port: the whole burst goes straight to the egress queue, as io
+            // forwarding does (staged packets for that port go first, keeping order).
+            match ch.egress {
+                Some(e) => {
+                    self.flush_tx(sh, e);
+                    let queue = sh.ports[usize::from(e)].txq_of_worker(self.id);
+                    // SAFETY: rx_buf[..n] are owned valid mbufs; the driver takes the first
+                    // `sent`; this worker is the only user of its TX queue on that port.
+                    let sent = unsafe {
+                        sh.ports[usize::from(e)]
+                            .port
+                            .tx_burst_raw(queue, &mut self.rx_buf[..n])
+                    };
+                    let e = usize::from(e);
+                    self.c.port_tx[e] += sent as u64;
+                    if sent == n {
+                        self.c.port_tx_bytes[e] += bytes;
+                    } else {
+                        let unsent = self.rx_buf;
+                        let mut lost = 0u64;
+                        for &m in &unsent[sent..n] {
+                            // SAFETY: unsent mbufs are still ours.
+                            lost += u64::from(unsafe { (*m).data_len });
+                            self.free(m, DropReason::TxFull);
+                        }
+                        self.c.port_tx_bytes[e] += bytes - lost;
+                    }
+                }
+                None => {
+                    for i in 0..n {
+                        let m = self.rx_buf[i];
+                        self.free(m, DropReason::ChainEgressDrop);
+                    }
+                }
+            }
+            return;
+        }
+        let hash_needed = t
+            .needs_hash
+            .get(usize::from(chain))
+            .copied()
+            .unwrap_or(true);
+        for i in 0..n {
+            let m = self.rx_buf[i];
+            let hash = if hash_needed { packet_hash(m) } else { 0 };
+            self.route(sh, t, m, dom, chain, 0, in_port, hash, None);
+        }
+    }
+
+    #[inline]
+    pub(super) fn rx_one(&mut self, sh: &Shared, t: &Tables, m: *mut rte_mbuf, pidx: u16) {
+        // SAFETY: m is a valid mbuf just received; header fields live in DPDK-private memory.
+        let (nb_segs, data_len) = unsafe { ((*m).nb_segs, (*m).data_len) };
+        self.c.port_rx[usize::from(pidx)] += 1;
+        self.c.port_rx_bytes[usize::from(pidx)] += u64::from(data_len);
+        if nb_segs != 1 {
+            self.free(m, DropReason::MultiSegment);
+            return;
+        }
+        // The packet bytes are in shared memory that NFs of the domain can write at any time:
+        // parse a private copy of the headers, never a slice over the shared bytes.
+        let mut hdr = [0u8; HDR_COPY];
+        let k = copy_headers(m, &mut hdr);
+        let meta = PacketMeta::parse_prefix(&hdr[..k], usize::from(data_len)).ok();
+        let key = meta.as_ref().and_then(FlowKey::from_meta);
+        let hash = key.as_ref().map_or(0, symmetric_hash);
+        let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
+        // Flow cache (exact match on key + in port) in front of the ordered rules.
+        let (chain, slot) = match key {
+            Some(k) => match self.flows.lookup(&k, in_port, hash) {
+                Some(i) => {
+                    self.c.flow_cache_hits += 1;
+                    (Some(self.flows.chain(i)), Some(i))
+                }
+                None => {
+                    self.c.flow_cache_misses += 1;
+                    match classify(t, meta.as_ref(), pidx) {
+                        Some(ch) => (Some(ch), Some(self.flows.insert(k, in_port, hash, ch))),
+                        None => (None, None),
+                    }
+                }
+            },
+            None => (classify(t, meta.as_ref(), pidx), None),
+        };
+        let Some(chain) = chain else {
+            self.free(m, DropReason::NoChain);
+            return;
+        };
+        self.c.chain_pkts[usize::from(chain)] += 1;
+        let dom = sh.ports[usize::from(pidx)].domain;
+        self.route(sh, t, m, dom, chain, 0, in_port, hash, slot);
+    }
+}
+
+/// Copies the first bytes of `m`'s packet (at most `out.len()`) into `out`; returns how many.
+#[inline]
+pub(super) fn copy_headers(m: *mut rte_mbuf, out: &mut [u8; HDR_COPY]) -> usize {
+    // SAFETY: m is a valid single-segment mbuf owned by the caller: `data_off + data_len` lie
+    // inside its buffer (DPDK's invariant for received packets; the core's own bounds check
+    // for packets an NF returned). A raw byte copy out of shared memory forms no reference to
+    // it; bytes a peer writes meanwhile are just values.
+    unsafe {
+        let k = usize::from((*m).data_len).min(HDR_COPY);
+        std::ptr::copy_nonoverlapping(
+            (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
+            out.as_mut_ptr(),
+            k,
+        );
+        k
+    }
+}
+
+/// Symmetric flow hash of an mbuf's packet (0 for non-IPv4), from a private header copy.
+#[inline]
+pub(super) fn packet_hash(m: *mut rte_mbuf) -> u32 {
+    let mut hdr = [0u8; HDR_COPY];
+    let k = copy_headers(m, &mut hdr);
+    // SAFETY: m is a valid mbuf owned by the caller; its header lives in core-private memory.
+    let len = usize::from(unsafe { (*m).data_len });
+    PacketMeta::parse_prefix(&hdr[..k], len)
+        .ok()
+        .as_ref()
+        .and_then(FlowKey::from_meta)
+        .as_ref()
+        .map_or(0, symmetric_hash)
+}
+
+/// First matching chain (rules in order).
+#[inline]
+pub(super) fn classify(t: &Tables, meta: Option<&PacketMeta>, in_port: u16) -> Option<u16> {
+    let meta = meta?;
+    t.rules
+        .iter()
+        .find(|(r, _)| r.matches(meta, in_port))
+        .map(|&(_, c)| c)
+}
+
+/// Header bytes the core copies out of shared memory before parsing: every header netvm
+/// parses (Ethernet with a VLAN tag, IPv4 with options, TCP with options) fits in 138 bytes.
+const HDR_COPY: usize = 192;

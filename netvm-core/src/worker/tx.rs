@@ -1,0 +1,57 @@
+//! TX batching: per-port staging arrays, one `rte_eth_tx_burst` per port per round.
+
+use dpdk::sys::rte_mbuf;
+
+use super::{State, BURST};
+use crate::stats::DropReason;
+use crate::tables::Tables;
+use crate::Shared;
+
+impl State {
+    #[inline]
+    pub(super) fn stage_tx(&mut self, sh: &Shared, m: *mut rte_mbuf, port: u16) {
+        if self.txq[usize::from(port)].n == 2 * BURST {
+            self.flush_tx(sh, port);
+        }
+        let q = &mut self.txq[usize::from(port)];
+        q.pkts[q.n] = m;
+        q.n += 1;
+    }
+
+    pub(super) fn flush_tx(&mut self, sh: &Shared, port: u16) {
+        let q = &mut self.txq[usize::from(port)];
+        let n = q.n;
+        if n == 0 {
+            return;
+        }
+        q.n = 0;
+        let mut bytes = 0u64;
+        for &m in &q.pkts[..n] {
+            // SAFETY: staged mbufs are valid and owned here.
+            bytes += u64::from(unsafe { (*m).data_len });
+        }
+        let queue = sh.ports[usize::from(port)].txq_of_worker(self.id);
+        // SAFETY: pkts[..n] are owned valid mbufs; the driver takes the first `sent`; this
+        // worker is the only user of its TX queue on this port.
+        let sent = unsafe {
+            sh.ports[usize::from(port)]
+                .port
+                .tx_burst_raw(queue, &mut q.pkts[..n])
+        };
+        let pkts = q.pkts;
+        let mut sent_bytes = bytes;
+        for &m in &pkts[sent..n] {
+            // SAFETY: unsent mbufs are still ours.
+            sent_bytes -= u64::from(unsafe { (*m).data_len });
+            self.free(m, DropReason::TxFull);
+        }
+        self.c.port_tx[usize::from(port)] += sent as u64;
+        self.c.port_tx_bytes[usize::from(port)] += sent_bytes;
+    }
+
+    pub(super) fn flush_all_tx(&mut self, sh: &Shared, _t: &Tables) {
+        for p in 0..self.txq.len() {
+            self.flush_tx(sh, crate::id16(p));
+        }
+    }
+}
