@@ -53,7 +53,7 @@ impl NfProcess {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        assert_eq!(core.region().slot(slot).unwrap().nf_pid(), self.pid());
+        assert_eq!(core.control(slot).slot(0).unwrap().nf_pid(), self.pid());
     }
 
     /// Sends `sig` and collects the exit status and output.
