@@ -242,9 +242,8 @@ impl Port {
         self.tx_queues
     }
 
-    /// The port's generic `rte_device` (for bus-level calls such as DMA mapping) and its
-    /// driver name. Valid until the port is closed.
-    pub(crate) fn rte_device(&self) -> Result<(NonNull<sys::rte_device>, String), PortError> {
+    /// `rte_eth_dev_info_get` and the driver's name.
+    fn dev_info(&self) -> Result<(sys::rte_eth_dev_info, String), PortError> {
         let mut info = MaybeUninit::<sys::rte_eth_dev_info>::zeroed();
         // SAFETY: info is a valid out pointer to a zeroed struct of the right type.
         let ret = unsafe { sys::rte_eth_dev_info_get(self.id, info.as_mut_ptr()) };
@@ -259,6 +258,13 @@ impl Port {
                 .to_string_lossy()
                 .into_owned()
         };
+        Ok((info, driver))
+    }
+
+    /// The port's generic `rte_device` (for bus-level calls such as DMA mapping) and its
+    /// driver name. Valid until the port is closed.
+    pub(crate) fn rte_device(&self) -> Result<(NonNull<sys::rte_device>, String), PortError> {
+        let (info, driver) = self.dev_info()?;
         let dev = NonNull::new(info.device).ok_or_else(|| PortError::Op {
             name: self.name.clone(),
             port: self.id,
@@ -271,20 +277,7 @@ impl Port {
 
     /// Driver facts.
     pub fn info(&self) -> Result<PortInfo, PortError> {
-        let mut info = MaybeUninit::<sys::rte_eth_dev_info>::zeroed();
-        // SAFETY: info is a valid out pointer to a zeroed struct of the right type.
-        let ret = unsafe { sys::rte_eth_dev_info_get(self.id, info.as_mut_ptr()) };
-        self.op("rte_eth_dev_info_get", ret)?;
-        // SAFETY: initialised by the successful call above (zeroed before).
-        let info = unsafe { info.assume_init() };
-        let driver = if info.driver_name.is_null() {
-            String::new()
-        } else {
-            // SAFETY: driver_name is a static NUL-terminated string owned by the driver.
-            unsafe { CStr::from_ptr(info.driver_name) }
-                .to_string_lossy()
-                .into_owned()
-        };
+        let (info, driver) = self.dev_info()?;
         // SAFETY: plain query on a valid port id.
         let socket = unsafe { sys::rte_eth_dev_socket_id(self.id) };
         Ok(PortInfo {
