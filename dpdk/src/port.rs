@@ -83,6 +83,10 @@ pub struct PortConfig {
     pub tx_desc: u16,
     /// Enable promiscuous mode (ignored where unsupported).
     pub promiscuous: bool,
+    /// Largest frame to receive whole, Ethernet header included (without FCS): the MTU is set
+    /// to this minus 14 (clamped to what the device offers; [`Port::mtu`] says what was set).
+    /// `None`: the driver's default (1500).
+    pub max_frame: Option<u32>,
 }
 
 impl Default for PortConfig {
@@ -93,6 +97,7 @@ impl Default for PortConfig {
             rx_desc: 1024,
             tx_desc: 1024,
             promiscuous: true,
+            max_frame: None,
         }
     }
 }
@@ -140,6 +145,10 @@ pub struct PortInfo {
     pub max_tx_queues: u16,
     /// NUMA socket (-1 unknown).
     pub socket: i32,
+    /// Largest MTU the device accepts.
+    pub max_mtu: u16,
+    /// Largest frame the device receives (Ethernet header and FCS included).
+    pub max_rx_pktlen: u32,
 }
 
 /// An ethernet port. Stopped and closed on drop.
@@ -285,7 +294,18 @@ impl Port {
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             socket,
+            max_mtu: info.max_mtu,
+            max_rx_pktlen: info.max_rx_pktlen,
         })
+    }
+
+    /// The MTU the device runs with now.
+    pub fn mtu(&self) -> Result<u16, PortError> {
+        let mut mtu = 0u16;
+        // SAFETY: valid port id and out pointer.
+        let ret = unsafe { sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
+        self.op("rte_eth_dev_get_mtu", ret)?;
+        Ok(mtu)
     }
 
     /// Configures queues; RX queue `q` takes its mbufs from `rx_pools[q]` (the pool of the
@@ -315,7 +335,14 @@ impl Port {
                 queues: cfg.rx_queues,
             });
         }
-        let conf = sys::rte_eth_conf::default();
+        let mut conf = sys::rte_eth_conf::default();
+        if let Some(frame) = cfg.max_frame {
+            // DPDK's frame overhead for an MTU: Ethernet header (14) + FCS (4) + 2 VLAN tags (8).
+            const OVERHEAD: u32 = 26;
+            let want = frame.saturating_sub(14);
+            let by_len = info.max_rx_pktlen.saturating_sub(OVERHEAD);
+            conf.rxmode.mtu = want.min(u32::from(info.max_mtu)).min(by_len).max(68);
+        }
         // SAFETY: valid port id; conf is a valid, zero-initialised configuration.
         let ret =
             unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };

@@ -116,10 +116,29 @@ pub struct DomainConfig {
     /// NUMA node the region should live on.
     #[serde(default)]
     pub numa_node: Option<u32>,
+    /// Largest frame the domain carries, bytes (Ethernet header included, no FCS): its
+    /// buffers' data room, and the largest frame its ports receive. Frames up to this size
+    /// travel whole; a larger one is dropped at RX (`multi_segment`), never truncated.
+    /// 1518 ..= 16384; jumbo frames: e.g. 9216.
+    #[serde(default = "default_buffer_size")]
+    #[schemars(range(min = 1518, max = 16384))]
+    pub buffer_size: u32,
 }
 
 fn default_buffers() -> u32 {
     8192
+}
+
+fn default_buffer_size() -> u32 {
+    crate::buffer::DEFAULT_DATA_ROOM
+}
+
+impl DomainConfig {
+    /// Bytes per packet buffer in this domain's region (headroom + data room, rounded to 64).
+    #[must_use]
+    pub fn buf_size(&self) -> u32 {
+        crate::buffer::buf_size(self.buffer_size)
+    }
 }
 
 /// A DPDK port.
@@ -397,6 +416,13 @@ impl Config {
                 return Err(err(
                     format!("domains[{i}].buffers"),
                     "must be between 64 and 1048576",
+                ));
+            }
+            let (lo, hi) = (crate::buffer::MIN_DATA_ROOM, crate::buffer::MAX_DATA_ROOM);
+            if !(lo..=hi).contains(&d.buffer_size) {
+                return Err(err(
+                    format!("domains[{i}].buffer_size"),
+                    format!("must be between {lo} and {hi} bytes (the largest frame)"),
                 ));
             }
         }

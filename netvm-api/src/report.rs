@@ -34,7 +34,8 @@ pub enum DropReason {
     Rejected,
     /// Taken back from an NF that detached, crashed or was quarantined.
     Reclaimed,
-    /// A multi-segment mbuf (netvm uses single-segment buffers).
+    /// A frame larger than its domain's buffers (it arrived in several segments): dropped
+    /// whole at RX, never truncated.
     MultiSegment,
     /// The chain it belonged to was removed while it was in flight.
     ChainRemoved,
@@ -42,11 +43,13 @@ pub enum DropReason {
     NfQuota,
     /// The NF had corrupted its RX ring's consumer index (it is being quarantined).
     NfRingCorrupt,
+    /// Crossing into a domain whose buffers are smaller than the frame (never truncated).
+    FrameTooBig,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
     /// All reasons in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::NoChain,
@@ -62,6 +65,7 @@ impl DropReason {
         Self::ChainRemoved,
         Self::NfQuota,
         Self::NfRingCorrupt,
+        Self::FrameTooBig,
     ];
 
     /// Stable name, the key in [`Report::drops`].
@@ -80,6 +84,7 @@ impl DropReason {
             Self::ChainRemoved => "chain_removed",
             Self::NfQuota => "nf_quota",
             Self::NfRingCorrupt => "nf_ring_corrupt",
+            Self::FrameTooBig => "frame_too_big",
         }
     }
 

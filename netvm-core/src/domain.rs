@@ -13,9 +13,6 @@ use netvm_shm::{Region, RegionKind, RegionParams};
 use crate::CoreError;
 
 pub use netvm_api::buffer::BUF_SIZE;
-/// [`BUF_SIZE`] as DPDK's pool takes it.
-const BUF_SIZE_U16: u16 = 2176;
-const _: () = assert!(BUF_SIZE_U16 as u32 == BUF_SIZE);
 
 /// Owner word value of a buffer no NF holds.
 pub const OWNER_NONE: u64 = 0;
@@ -89,6 +86,8 @@ pub struct Domain {
     pub area: usize,
     /// Buffer count.
     pub buf_count: u32,
+    /// Bytes per buffer (headroom + the domain's data room, rounded to 64).
+    pub buf_size: u32,
 }
 
 // SAFETY: the raw mbuf pointers in `bufs` are immutable after construction and point at
@@ -118,7 +117,9 @@ impl Domain {
         name: &str,
         dir: &std::path::Path,
         buffers: u32,
+        data_room: u32,
     ) -> Result<Self, CoreError> {
+        let buf_size = netvm_api::buffer::buf_size(data_room);
         // A region left by a dead core for this domain is re-initialised in place (new
         // generation): NFs still attached to it see the change and re-attach to this core.
         let path = orphaned_region(dir, name)
@@ -130,14 +131,14 @@ impl Domain {
             slot_count: 0,
             rx_rings_per_slot: 0,
             ring_capacity: 0,
-            buf_size: BUF_SIZE,
+            buf_size,
             buf_count: buffers,
         };
         let region = Region::create_or_replace(&path, &params).map_err(|e| CoreError::Region {
             path: path.clone(),
             source: e,
         })?;
-        let r = Self::with_region(eal, id, name, &path, buffers, region);
+        let r = Self::with_region(eal, id, name, &path, buffers, buf_size, region);
         if r.is_err() {
             let _ = std::fs::remove_file(&path);
         }
@@ -150,8 +151,14 @@ impl Domain {
         name: &str,
         path: &std::path::Path,
         buffers: u32,
+        buf_size: u32,
         region: Region,
     ) -> Result<Self, CoreError> {
+        let elt_size = u16::try_from(buf_size).map_err(|_| {
+            CoreError::Internal(format!(
+                "buffer size {buf_size} of domain {name} over 65535"
+            ))
+        })?;
         let region = Arc::new(region);
         let (area, len) = region.buf_area().ok_or_else(|| {
             CoreError::Internal(format!("region of domain {name} has no buffer area"))
@@ -159,7 +166,7 @@ impl Domain {
         let ext = ExtMem {
             ptr: area,
             len,
-            elt_size: BUF_SIZE_U16,
+            elt_size,
         };
         let reg = register_dma(eal, &region, area, len).map_err(|e| CoreError::Dma {
             domain: name.to_owned(),
@@ -200,8 +207,8 @@ impl Domain {
         }
         for m in &all {
             let off = (m.buf_addr() as usize).wrapping_sub(base);
-            let idx = off / BUF_SIZE as usize;
-            if off % BUF_SIZE as usize != 0 || idx >= table.len() {
+            let idx = off / buf_size as usize;
+            if off % buf_size as usize != 0 || idx >= table.len() {
                 return Err(CoreError::Internal(format!(
                     "mbuf buffer at offset {off} is not a buffer of domain {name}"
                 )));
@@ -225,6 +232,7 @@ impl Domain {
             bufs: table.into_boxed_slice(),
             area: base,
             buf_count: buffers,
+            buf_size,
         })
     }
 
@@ -237,7 +245,7 @@ impl Domain {
         // SAFETY: m is a valid mbuf owned by the caller (the function's contract).
         let addr = unsafe { (*m).buf_addr } as usize;
         let off = addr.wrapping_sub(self.area);
-        let idx = off / BUF_SIZE as usize;
+        let idx = off / self.buf_size as usize;
         if idx < self.bufs.len() {
             u32::try_from(idx).ok()
         } else {

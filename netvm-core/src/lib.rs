@@ -370,7 +370,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     let mut domains = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
         let id = u16::try_from(i).map_err(|_| CoreError::Internal("domain count".into()))?;
-        let dom = Domain::create(&eal, id, &d.name, &dir, d.buffers);
+        let dom = Domain::create(&eal, id, &d.name, &dir, d.buffers, d.buffer_size);
         match dom {
             Ok(dom) => domains.push(dom),
             Err(e) => {
@@ -392,9 +392,11 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         let d = dom_idx(&p.domain);
         let r = (|| {
             let mut port = Port::open(&eal, &p.device)?;
+            // The port receives frames up to its domain's data room whole.
             let dcfg = DevPortConfig {
                 rx_queues: 1,
                 tx_queues: id16(nworkers),
+                max_frame: Some(cfg.domains[usize::from(d)].buffer_size),
                 ..Default::default()
             };
             port.configure(&dcfg, &[&domains[usize::from(d)].pool])?;

@@ -38,7 +38,7 @@ fn domain_layout(cfg: &Config, i: usize) -> Result<RegionLayout, LayoutError> {
         slot_count: 0,
         rx_rings_per_slot: 0,
         ring_capacity: 0,
-        buf_size: netvm_api::buffer::BUF_SIZE,
+        buf_size: d.buf_size(),
         buf_count: d.buffers,
     })
 }

@@ -243,6 +243,30 @@ fn broken_configs_name_their_json_path() {
             "between 64 and 1048576",
         ),
         (
+            "buffer size below a standard frame",
+            Set("/domains/0/buffer_size", json!(1000)),
+            "domains[0].buffer_size",
+            "between 1518 and 16384",
+        ),
+        (
+            "buffer size above the largest jumbo frame",
+            Set("/domains/1/buffer_size", json!(65000)),
+            "domains[1].buffer_size",
+            "between 1518 and 16384",
+        ),
+        (
+            "NF quota of zero",
+            Set("/nfs/0/quota", json!(0)),
+            "nfs[0].quota",
+            "between 1 and",
+        ),
+        (
+            "hoard timeout of zero",
+            Set("/hoard_timeout_ms", json!(0)),
+            "hoard_timeout_ms",
+            "at least 1",
+        ),
+        (
             "too few buffers for the port",
             Set("/domains/0/buffers", json!(1024)),
             "domains[0].buffers",

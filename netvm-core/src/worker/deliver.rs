@@ -144,12 +144,20 @@ impl State {
                 self.free(m, DropReason::NoBuffer);
                 return;
             }
-            // SAFETY: m and n are valid single-segment mbufs owned here; the copy stays within
-            // m's data (data_len bytes) and n's buffer (offset chosen so that it fits).
+            // SAFETY: m and n are valid single-segment mbufs owned here (headers core-private).
+            let (len, buf_len, head) = unsafe { ((*m).data_len, (*n).buf_len, (*n).data_off) };
+            // A fresh mbuf's data room (buffer minus headroom) is the domain's `buffer_size`.
+            if len > buf_len.saturating_sub(head) {
+                // The destination domain's buffers are smaller than this frame: never truncate.
+                // SAFETY: n was just allocated here and is freed once; m is ours.
+                unsafe { sys::netvm_rte_pktmbuf_free(n) };
+                self.free(m, DropReason::FrameTooBig);
+                return;
+            }
+            // SAFETY: as above; the copy stays within m's data (data_len bytes) and n's buffer
+            // (`head + len <= buf_len`, checked just above).
             unsafe {
-                let len = (*m).data_len;
-                let buf_len = (*n).buf_len;
-                let off = (*n).data_off.min(buf_len.saturating_sub(len));
+                let off = head;
                 std::ptr::copy_nonoverlapping(
                     (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off)),
                     (*n).buf_addr.cast::<u8>().add(usize::from(off)),

@@ -34,12 +34,34 @@ impl State {
     pub(super) fn rx_fast(&mut self, sh: &Shared, t: &Tables, n: usize, pidx: u16, chain: u16) {
         let p = usize::from(pidx);
         let mut bytes = 0u64;
+        let mut segs_ok = true;
         for &m in &self.rx_buf[..n] {
-            // SAFETY: received mbufs are valid and owned here.
-            bytes += u64::from(unsafe { (*m).data_len });
+            // SAFETY: received mbufs are valid and owned here; the header is core-private.
+            let (len, pkt_len, segs) = unsafe { ((*m).data_len, (*m).pkt_len, (*m).nb_segs) };
+            bytes += u64::from(pkt_len.max(u32::from(len)));
+            segs_ok &= segs == 1;
         }
         self.c.port_rx[p] += n as u64;
         self.c.port_rx_bytes[p] += bytes;
+        // A frame larger than the domain's buffers arrives in several segments: drop it whole
+        // (`multi_segment`), never pass on its first segment alone. Rare: compact the burst.
+        let n = if segs_ok {
+            n
+        } else {
+            self.drop_multi_segment(n)
+        };
+        let bytes = if segs_ok {
+            bytes
+        } else {
+            self.rx_buf[..n]
+                .iter()
+                // SAFETY: as above.
+                .map(|&m| u64::from(unsafe { (*m).data_len }))
+                .sum()
+        };
+        if n == 0 {
+            return;
+        }
         self.c.chain_pkts[usize::from(chain)] += n as u64;
         let Some(ch) = t.chains.get(usize::from(chain)) else {
             return;
@@ -96,12 +118,30 @@ impl State {
         }
     }
 
+    /// Frees every multi-segment mbuf of `rx_buf[..n]` (`multi_segment`) and moves the rest to
+    /// the front, in order; returns how many are left.
+    #[cold]
+    fn drop_multi_segment(&mut self, n: usize) -> usize {
+        let mut k = 0;
+        for i in 0..n {
+            let m = self.rx_buf[i];
+            // SAFETY: received mbufs are valid and owned here.
+            if unsafe { (*m).nb_segs } == 1 {
+                self.rx_buf[k] = m;
+                k += 1;
+            } else {
+                self.free(m, DropReason::MultiSegment);
+            }
+        }
+        k
+    }
+
     #[inline]
     pub(super) fn rx_one(&mut self, sh: &Shared, t: &Tables, m: *mut rte_mbuf, pidx: u16) {
         // SAFETY: m is a valid mbuf just received; header fields live in DPDK-private memory.
-        let (nb_segs, data_len) = unsafe { ((*m).nb_segs, (*m).data_len) };
+        let (nb_segs, data_len, pkt_len) = unsafe { ((*m).nb_segs, (*m).data_len, (*m).pkt_len) };
         self.c.port_rx[usize::from(pidx)] += 1;
-        self.c.port_rx_bytes[usize::from(pidx)] += u64::from(data_len);
+        self.c.port_rx_bytes[usize::from(pidx)] += u64::from(pkt_len.max(u32::from(data_len)));
         if nb_segs != 1 {
             self.free(m, DropReason::MultiSegment);
             return;
