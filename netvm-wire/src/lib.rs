@@ -45,13 +45,16 @@ pub mod error;
 pub mod ethernet;
 pub mod flow;
 pub mod ipv4;
+pub mod ipv6;
 pub mod l4;
 pub mod lpm;
 pub mod mac;
 pub mod meta;
 pub mod pcap;
 
-pub use acl::{Acl, AclErrorKind, AclFileError, AclRule, AclVerdict, Action, PortRange};
+pub use acl::{
+    Acl, AclErrorKind, AclFileError, AclRule, AclVerdict, Action, DecidedBy, OtherHits, PortRange,
+};
 pub use builder::{
     decode_payload, generate_mixed_flows, write_payload, BuildError, FrameSpec, GeneratedPacket,
     L4Spec, MixedFlows, Protocols, PAYLOAD_TAG_LEN,
@@ -61,17 +64,21 @@ pub use error::WireError;
 pub use ethernet::{ethertype, EthernetFrame};
 pub use flow::{symmetric_hash, FlowKey};
 pub use ipv4::Ipv4Packet;
+pub use ipv6::{
+    decrement_hop_limit_in_place, walk_ext, ExtChain, HopLimitOutcome, IpPrefix, Ipv6Packet,
+    Ipv6Prefix,
+};
 pub use l4::{ip_proto, tcp_flags, TcpPacket, UdpPacket};
 pub use lpm::{
     parse_routes, Lpm, LpmConfig, LpmError, NextHop, Route, RouteErrorKind, RouteFileError,
     RouteTable,
 };
 pub use mac::{MacAddr, MacParseError};
-pub use meta::{Ipv4Meta, Ipv4Prefix, L4Meta, PacketMeta, PrefixError, Rule};
+pub use meta::{Ipv4Meta, Ipv4Prefix, Ipv6Meta, L4Meta, PacketMeta, PrefixError, Rule};
 pub use pcap::{
     ByteOrder, PcapError, PcapHeader, PcapPacket, PcapReader, PcapRecord, PcapWriter,
     PcapWriterOptions, Precision, LINKTYPE_ETHERNET,
 };
 
 /// Re-exported so callers need not import `std::net` just to talk to this crate.
-pub use std::net::Ipv4Addr;
+pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
