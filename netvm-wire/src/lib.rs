@@ -7,8 +7,8 @@
 //! builder.
 //!
 //! # What it is
-//! - Checked, zero-copy views over `&[u8]` / `&mut [u8]`: [`EthernetFrame`],
-//!   [`Ipv4Packet`], [`UdpPacket`], [`TcpPacket`] (smoltcp style: `new_checked`
+//! - Checked, zero-copy views over `&[u8]` / `&mut [u8]`: [`EthernetFrame`] (up to two
+//!   VLAN tags), [`Ipv4Packet`], [`Ipv6Packet`], [`UdpPacket`], [`TcpPacket`] (smoltcp style: `new_checked`
 //!   validates lengths once and stores what it validated, after which no accessor
 //!   can panic, whatever the bytes say or later become).
 //! - Internet checksums, RFC 1624 incremental updates and
@@ -16,7 +16,10 @@
 //! - A 5-tuple [`FlowKey`] and a direction-independent [`symmetric_hash`] ([`flow`]).
 //! - One-pass header parsing into [`PacketMeta`] and the classifier's match
 //!   [`Rule`] and [`Ipv4Prefix`] ([`meta`]).
-//! - A DIR-24-8 longest-prefix-match table [`Lpm`] and a route-file parser ([`lpm`]).
+//! - A DIR-24-8 longest-prefix-match table [`Lpm`] and a route-file parser ([`lpm`]);
+//!   an IPv6 multibit-trie LPM [`Lpm6`] (at most 15 memory accesses per lookup, [`lpm6`]).
+//! - IPv6: [`Ipv6Packet`], the bounded extension-header walk [`walk_ext`], hop-limit
+//!   decrement, [`Ipv6Prefix`] and the family-neutral [`IpPrefix`] ([`ipv6`]).
 //! - An ordered first-match [`Acl`] with hit counters and a rule-file parser ([`acl`]).
 //! - Classic libpcap reading and writing ([`pcap`]) and a deterministic traffic
 //!   builder ([`builder`]).
@@ -48,6 +51,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
 pub mod lpm;
+pub mod lpm6;
 pub mod mac;
 pub mod meta;
 pub mod pcap;
@@ -73,6 +77,7 @@ pub use lpm::{
     parse_routes, Lpm, LpmConfig, LpmError, NextHop, Route, RouteErrorKind, RouteFileError,
     RouteTable,
 };
+pub use lpm6::{Lpm6, Lpm6Config};
 pub use mac::{MacAddr, MacParseError};
 pub use meta::{Ipv4Meta, Ipv4Prefix, Ipv6Meta, L4Meta, PacketMeta, PrefixError, Rule};
 pub use pcap::{
