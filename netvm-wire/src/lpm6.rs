@@ -232,7 +232,12 @@ impl Lpm6 {
 
     /// Applies `f` to every leaf covered by `addr/len`, creating groups down to the level
     /// where the prefix ends.
-    fn apply(&mut self, addr: u128, len: u8, f: &dyn Fn(u32) -> Option<u32>) -> Result<(), LpmError> {
+    fn apply(
+        &mut self,
+        addr: u128,
+        len: u8,
+        f: &dyn Fn(u32) -> Option<u32>,
+    ) -> Result<(), LpmError> {
         let top = usize::from(u16::try_from(addr >> 112).unwrap_or(0));
         if u32::from(len) <= TOP_BITS {
             let count = 1usize << (TOP_BITS - u32::from(len));
