@@ -237,19 +237,32 @@ pub struct MatchConfig {
     /// Input port name.
     #[serde(default)]
     pub in_port: Option<String>,
-    /// Ethertype (e.g. 2048 for IPv4).
+    /// Ethertype after the VLAN tags (e.g. 2048 for IPv4, 34525 for IPv6).
     #[serde(default)]
     pub ethertype: Option<u16>,
-    /// IPv4 source prefix, `10.0.0.0/8`.
+    /// VLAN ID (0-4095) of the outer VLAN tag; untagged frames do not match.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// VLAN ID (0-4095) of the inner tag of a QinQ frame; frames with fewer than two tags
+    /// do not match.
+    #[serde(default)]
+    pub inner_vlan: Option<u16>,
+    /// Source prefix, IPv4 (`10.0.0.0/8`) or IPv6 (`2001:db8::/32`); matches only packets
+    /// of its family.
     #[serde(default)]
     pub src: Option<String>,
-    /// IPv4 destination prefix.
+    /// Destination prefix, IPv4 or IPv6; matches only packets of its family.
     #[serde(default)]
     pub dst: Option<String>,
-    /// IP protocol: `tcp`, `udp`, `icmp` or a number.
+    /// IP protocol: `tcp`, `udp`, `icmp`, `icmpv6` or a number; for IPv6 the upper-layer
+    /// protocol after the extension headers.
     #[serde(default)]
     pub proto: Option<String>,
-    /// L4 destination port or range, `80` or `8000-8080`.
+    /// L4 source port or range, `80` or `8000-8080` (TCP/UDP; never matches a fragment).
+    #[serde(default)]
+    pub src_port: Option<String>,
+    /// L4 destination port or range, `80` or `8000-8080` (TCP/UDP; never matches a
+    /// fragment).
     #[serde(default)]
     pub dst_port: Option<String>,
 }
@@ -592,8 +605,15 @@ impl Config {
             if let Some(p) = &m.proto {
                 parse_proto(p).map_err(|r| err(mp("proto"), r))?;
             }
-            if let Some(r) = &m.dst_port {
-                parse_port_range(r).map_err(|e| err(mp("dst_port"), e))?;
+            for (f, v) in [("vlan", m.vlan), ("inner_vlan", m.inner_vlan)] {
+                if let Some(v) = v {
+                    parse_vlan(v).map_err(|r| err(mp(f), r))?;
+                }
+            }
+            for (f, v) in [("src_port", &m.src_port), ("dst_port", &m.dst_port)] {
+                if let Some(r) = v {
+                    parse_port_range(r).map_err(|e| err(mp(f), e))?;
+                }
             }
         }
         Ok(())
@@ -606,36 +626,66 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Parses `a.b.c.d/len` into (address, prefix length).
-pub fn parse_prefix(s: &str) -> Result<(u32, u8), String> {
-    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
-    let addr: std::net::Ipv4Addr = a
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not an IPv4 prefix like 10.0.0.0/8"))?;
+/// Parses an IPv4 (`a.b.c.d/len`, len 0-32) or IPv6 (`2001:db8::/32`, len 0-128) prefix
+/// into (address, prefix length); a bare address is a host prefix. Host bits must be zero.
+pub fn parse_prefix(s: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let v6 = s.contains(':');
+    let max: u8 = if v6 { 128 } else { 32 };
+    let (a, l) = s
+        .split_once('/')
+        .unwrap_or((s, if v6 { "128" } else { "32" }));
+    let addr: std::net::IpAddr = if v6 {
+        a.trim()
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("{s:?} is not an IPv6 prefix like 2001:db8::/32"))?
+            .into()
+    } else {
+        a.trim()
+            .parse::<std::net::Ipv4Addr>()
+            .map_err(|_| {
+                format!("{s:?} is not an IPv4 prefix like 10.0.0.0/8 (or an IPv6 prefix)")
+            })?
+            .into()
+    };
     let len: u8 = l
         .trim()
         .parse()
         .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| format!("{s:?}: prefix length must be 0-32"))?;
-    let a = u32::from(addr);
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-    if a & !mask != 0 {
+        .filter(|l| *l <= max)
+        .ok_or_else(|| format!("{s:?}: prefix length must be 0-{max}"))?;
+    let host_bits = match addr {
+        std::net::IpAddr::V4(a) => {
+            u32::from(a) & !u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0) != 0
+        }
+        std::net::IpAddr::V6(a) => {
+            u128::from(a) & !u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0) != 0
+        }
+    };
+    if host_bits {
         return Err(format!("{s:?} has host bits set beyond /{len}"));
     }
-    Ok((a, len))
+    Ok((addr, len))
 }
 
-/// Parses `tcp`, `udp`, `icmp` or a protocol number.
+/// Checks a VLAN ID (0-4095).
+pub fn parse_vlan(v: u16) -> Result<u16, String> {
+    if v <= 4095 {
+        Ok(v)
+    } else {
+        Err(format!("VLAN ID {v} is not in 0-4095"))
+    }
+}
+
+/// Parses `tcp`, `udp`, `icmp`, `icmpv6` or a protocol number.
 pub fn parse_proto(s: &str) -> Result<u8, String> {
     match s {
         "tcp" => Ok(6),
         "udp" => Ok(17),
         "icmp" => Ok(1),
+        "icmpv6" => Ok(58),
         n => n
             .parse()
-            .map_err(|_| format!("{s:?} is not tcp, udp, icmp or a protocol number 0-255")),
+            .map_err(|_| format!("{s:?} is not tcp, udp, icmp, icmpv6 or a protocol number 0-255")),
     }
 }
 
@@ -729,9 +779,30 @@ mod tests {
 
     #[test]
     fn parsers() {
-        assert_eq!(parse_prefix("10.0.0.0/8").unwrap(), (0x0a00_0000, 8));
-        assert_eq!(parse_prefix("0.0.0.0/0").unwrap(), (0, 0));
+        assert_eq!(
+            parse_prefix("10.0.0.0/8").unwrap(),
+            (std::net::Ipv4Addr::new(10, 0, 0, 0).into(), 8)
+        );
+        assert_eq!(
+            parse_prefix("0.0.0.0/0").unwrap(),
+            (std::net::Ipv4Addr::UNSPECIFIED.into(), 0)
+        );
         assert!(parse_prefix("10.0.0.0/33").is_err());
+        assert_eq!(
+            parse_prefix("2001:db8::/32").unwrap(),
+            (
+                "2001:db8::".parse::<std::net::Ipv6Addr>().unwrap().into(),
+                32
+            )
+        );
+        assert_eq!(parse_prefix("::1").unwrap().1, 128);
+        assert!(parse_prefix("2001:db8::/129").is_err());
+        assert!(parse_prefix("2001:db8::1/32")
+            .unwrap_err()
+            .contains("host bits"));
+        assert!(parse_prefix("2001:zz::/32").is_err());
+        assert_eq!(parse_proto("icmpv6").unwrap(), 58);
+        assert!(parse_vlan(4095).is_ok() && parse_vlan(4096).is_err());
         assert_eq!(parse_proto("udp").unwrap(), 17);
         assert!(parse_proto("xyz").is_err());
         assert_eq!(parse_port_range("80").unwrap(), (80, 80));

@@ -6,11 +6,11 @@
 //! they entered, and retired chains stay in [`Tables::chains`] (marked `retired`) so that those
 //! packets still finish their route.
 
-use netvm_wire::{Ipv4Prefix, Rule};
+use netvm_wire::{IpPrefix, Ipv4Prefix, Ipv6Prefix, Rule};
 
 use crate::config::{
-    parse_port_range, parse_prefix, parse_proto, Balance, ChainConfig, Config, ConfigError,
-    MAX_CHAIN_LEN,
+    parse_port_range, parse_prefix, parse_proto, parse_vlan, Balance, ChainConfig, Config,
+    ConfigError, MAX_CHAIN_LEN,
 };
 use crate::stats::MAX_CHAINS;
 
@@ -171,18 +171,32 @@ impl Tables {
                 );
             }
             rule.ethertype = m.ethertype;
+            if let Some(v) = m.vlan {
+                rule.vlan = Some(parse_vlan(v).map_err(|r| cerr(mp("vlan"), r))?);
+            }
+            if let Some(v) = m.inner_vlan {
+                rule.inner_vlan = Some(parse_vlan(v).map_err(|r| cerr(mp("inner_vlan"), r))?);
+            }
+            let prefix = |f: &str, s: &str| -> Result<IpPrefix, ConfigError> {
+                let (a, l) = parse_prefix(s).map_err(|r| cerr(mp(f), r))?;
+                match a {
+                    std::net::IpAddr::V4(a) => Ipv4Prefix::new(a, l).map(IpPrefix::V4),
+                    std::net::IpAddr::V6(a) => Ipv6Prefix::new(a, l).map(IpPrefix::V6),
+                }
+                .map_err(|e| cerr(mp(f), e.to_string()))
+            };
             if let Some(s) = &m.src {
-                let (a, l) = parse_prefix(s).map_err(|r| cerr(mp("src"), r))?;
-                rule.src =
-                    Some(Ipv4Prefix::new(a.into(), l).map_err(|e| cerr(mp("src"), e.to_string()))?);
+                rule.src = Some(prefix("src", s)?);
             }
             if let Some(s) = &m.dst {
-                let (a, l) = parse_prefix(s).map_err(|r| cerr(mp("dst"), r))?;
-                rule.dst =
-                    Some(Ipv4Prefix::new(a.into(), l).map_err(|e| cerr(mp("dst"), e.to_string()))?);
+                rule.dst = Some(prefix("dst", s)?);
             }
             if let Some(s) = &m.proto {
                 rule.proto = Some(parse_proto(s).map_err(|r| cerr(mp("proto"), r))?);
+            }
+            if let Some(s) = &m.src_port {
+                let (a, b) = parse_port_range(s).map_err(|r| cerr(mp("src_port"), r))?;
+                rule.src_port = Some(a..=b);
             }
             if let Some(s) = &m.dst_port {
                 let (a, b) = parse_port_range(s).map_err(|r| cerr(mp("dst_port"), r))?;
@@ -231,11 +245,7 @@ impl Tables {
                 .iter()
                 .find(|(r, _)| r.in_port.is_none_or(|ip| usize::from(ip) == p));
             *fast = first.and_then(|(r, c)| {
-                let only_port = r.ethertype.is_none()
-                    && r.src.is_none()
-                    && r.dst.is_none()
-                    && r.proto.is_none()
-                    && r.dst_port.is_none();
+                let only_port = r.only_in_port();
                 // Least-loaded placement pins flows in the flow cache: it needs the slow path.
                 let pins = self.chains[usize::from(*c)].balance == Balance::LeastLoaded
                     && self.needs_hash[usize::from(*c)];

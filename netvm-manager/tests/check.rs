@@ -112,8 +112,8 @@ fn broken_configs_name_their_json_path() {
         ),
         (
             "unknown field in a match",
-            Set("/chains/0/match/vlan", json!(5)),
-            "chains[0].match.vlan",
+            Set("/chains/0/match/vlan_pcp", json!(5)),
+            "chains[0].match.vlan_pcp",
             "unknown field",
         ),
         (
@@ -307,6 +307,48 @@ fn broken_configs_name_their_json_path() {
             Set("/chains/0/match/src", json!("10.0.0/8")),
             "chains[0].match.src",
             "not an IPv4 prefix",
+        ),
+        (
+            "bad IPv6 prefix: host bits",
+            Set("/chains/0/match/dst", json!("2001:db8::1/32")),
+            "chains[0].match.dst",
+            "host bits",
+        ),
+        (
+            "bad IPv6 prefix: length",
+            Set("/chains/0/match/src", json!("2001:db8::/129")),
+            "chains[0].match.src",
+            "prefix length must be 0-128",
+        ),
+        (
+            "bad IPv6 prefix: address",
+            Set("/chains/0/match/src", json!("2001:db8::zz/64")),
+            "chains[0].match.src",
+            "not an IPv6 prefix",
+        ),
+        (
+            "VLAN ID out of range",
+            Set("/chains/0/match/vlan", json!(4096)),
+            "chains[0].match.vlan",
+            "not in 0-4095",
+        ),
+        (
+            "inner VLAN ID out of range",
+            Set("/chains/0/match/inner_vlan", json!(5000)),
+            "chains[0].match.inner_vlan",
+            "not in 0-4095",
+        ),
+        (
+            "VLAN ID of the wrong type",
+            Set("/chains/0/match/vlan", json!("ten")),
+            "chains[0].match.vlan",
+            "invalid type",
+        ),
+        (
+            "bad source port range",
+            Set("/chains/0/match/src_port", json!("1-x")),
+            "chains[0].match.src_port",
+            "not a port or range",
         ),
         (
             "bad protocol",

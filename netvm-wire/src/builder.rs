@@ -161,8 +161,8 @@ impl FrameSpec {
     pub fn flow_key(&self) -> FlowKey {
         let (src_port, dst_port) = self.l4.ports();
         FlowKey {
-            src_ip: self.src_ip,
-            dst_ip: self.dst_ip,
+            src_ip: self.src_ip.into(),
+            dst_ip: self.dst_ip.into(),
             proto: self.l4.proto(),
             src_port,
             dst_port,

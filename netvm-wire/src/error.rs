@@ -43,6 +43,33 @@ pub enum WireError {
         /// The header length (IHL × 4).
         header_len: usize,
     },
+    /// The IP version nibble of an IPv6 header is not 6.
+    #[error("IP version {version} is not 6")]
+    BadIpv6Version {
+        /// The version nibble found.
+        version: u8,
+    },
+    /// The IPv6 extension-header chain is longer than netvm walks
+    /// ([`MAX_EXT_HEADERS`](crate::ipv6::MAX_EXT_HEADERS) headers,
+    /// [`MAX_EXT_BYTES`](crate::ipv6::MAX_EXT_BYTES) bytes): a parse error, never a
+    /// guess at the upper-layer protocol.
+    #[error(
+        "IPv6 extension-header chain too long: {headers} headers, {bytes} bytes so far (at most {} headers and {} bytes)",
+        crate::ipv6::MAX_EXT_HEADERS,
+        crate::ipv6::MAX_EXT_BYTES
+    )]
+    ExtChainTooLong {
+        /// Extension headers walked, the one that broke the bound included.
+        headers: usize,
+        /// Their bytes.
+        bytes: usize,
+    },
+    /// A hop-by-hop options header that is not the first extension header (RFC 8200 4.1).
+    #[error("IPv6 hop-by-hop options header at position {position}, not first")]
+    HopByHopNotFirst {
+        /// 0-based position in the chain.
+        position: usize,
+    },
     /// The UDP length field is below 8.
     #[error("UDP length {len} is below the header size 8")]
     BadUdpLen {

@@ -1,4 +1,4 @@
-//! Ethernet II frames, with at most one 802.1Q / 802.1ad tag.
+//! Ethernet II frames, with up to two 802.1Q / 802.1ad tags (QinQ).
 
 use crate::bytes::{rd16, sub, sub_mut, swap_fields, wr16};
 use crate::error::{need, Result};
@@ -22,11 +22,12 @@ pub mod ethertype {
 ///
 /// `new_checked` accepts a frame of at least 14 bytes; if the outer EtherType is
 /// an 802.1Q/802.1ad tag it also needs the 4 tag bytes, and the view then looks
-/// through that one tag ([`ethertype`](Self::ethertype) is the inner type,
-/// [`payload`](Self::payload) starts after the tag). A second tag is not
-/// unwrapped: `ethertype()` then returns 0x8100/0x88a8 and the payload starts at
-/// the second tag. The header length is computed once by `new_checked`, so
-/// no accessor panics, even if the bytes change afterwards.
+/// through that tag, and through a second (inner) tag right after it (QinQ:
+/// 802.1ad S-tag + 802.1Q C-tag, or two 802.1Q tags): [`ethertype`](Self::ethertype)
+/// is the type after the tags, [`payload`](Self::payload) starts after them. A
+/// third tag is not unwrapped: `ethertype()` then returns 0x8100/0x88a8 and the
+/// payload starts at that tag. The header length is computed once by
+/// `new_checked`, so no accessor panics, even if the bytes change afterwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EthernetFrame<T> {
     buf: T,
@@ -38,19 +39,26 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     pub const HEADER_LEN: usize = 14;
     /// Length of a header with one VLAN tag.
     pub const TAGGED_HEADER_LEN: usize = 18;
+    /// Length of a header with two VLAN tags (QinQ).
+    pub const QINQ_HEADER_LEN: usize = 22;
 
     /// Validates `buf` as an Ethernet frame.
     ///
     /// Errors: [`WireError::Truncated`](crate::WireError::Truncated) when shorter
-    /// than 14 bytes, or than 18 bytes with a VLAN tag.
+    /// than 14 bytes, than 18 bytes with a VLAN tag, or than 22 with two.
     #[inline]
     pub fn new_checked(buf: T) -> Result<Self> {
         let b = buf.as_ref();
         need(b.len(), Self::HEADER_LEN)?;
-        let outer = rd16(b, 12);
-        let header_len = if outer == ethertype::VLAN || outer == ethertype::QINQ {
+        let is_tag = |t: u16| t == ethertype::VLAN || t == ethertype::QINQ;
+        let header_len = if is_tag(rd16(b, 12)) {
             need(b.len(), Self::TAGGED_HEADER_LEN)?;
-            Self::TAGGED_HEADER_LEN
+            if is_tag(rd16(b, 16)) {
+                need(b.len(), Self::QINQ_HEADER_LEN)?;
+                Self::QINQ_HEADER_LEN
+            } else {
+                Self::TAGGED_HEADER_LEN
+            }
         } else {
             Self::HEADER_LEN
         };
@@ -69,7 +77,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         self.buf
     }
 
-    /// Header length: 14, or 18 with a VLAN tag.
+    /// Header length: 14, 18 with a VLAN tag, 22 with two.
     #[inline]
     pub fn header_len(&self) -> usize {
         self.header_len
@@ -93,16 +101,22 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         rd16(self.buf.as_ref(), 12)
     }
 
-    /// The EtherType of the payload, after at most one VLAN tag.
+    /// The EtherType of the payload, after at most two VLAN tags.
     #[inline]
     pub fn ethertype(&self) -> u16 {
         rd16(self.buf.as_ref(), self.header_len - 2)
     }
 
-    /// The tag control information (PCP, DEI, VID) of the VLAN tag, if any.
+    /// The tag control information (PCP, DEI, VID) of the outer VLAN tag, if any.
     #[inline]
     pub fn vlan_tci(&self) -> Option<u16> {
-        (self.header_len == Self::TAGGED_HEADER_LEN).then(|| rd16(self.buf.as_ref(), 14))
+        (self.header_len >= Self::TAGGED_HEADER_LEN).then(|| rd16(self.buf.as_ref(), 14))
+    }
+
+    /// The tag control information of the inner VLAN tag of a QinQ frame, if any.
+    #[inline]
+    pub fn inner_vlan_tci(&self) -> Option<u16> {
+        (self.header_len == Self::QINQ_HEADER_LEN).then(|| rd16(self.buf.as_ref(), 18))
     }
 
     /// Everything after the header (including any Ethernet padding).
@@ -188,6 +202,33 @@ mod tests {
         assert_eq!(e.vlan_tci(), Some(0x2007));
         assert_eq!(e.header_len(), 18);
         assert_eq!(e.payload(), &[0x45, 0x00]);
+    }
+
+    #[test]
+    fn qinq() {
+        let mut f = vec![1, 2, 3, 4, 5, 6, 0xa, 0xb, 0xc, 0xd, 0xe, 0xf];
+        f.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x20, 0xc8]);
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0x00]);
+        let e = EthernetFrame::new_checked(&f[..]).unwrap();
+        assert_eq!(e.header_len(), 22);
+        assert_eq!(e.vlan_tci(), Some(100));
+        assert_eq!(e.inner_vlan_tci(), Some(0x20c8));
+        assert_eq!(e.ethertype(), ethertype::IPV6);
+        assert_eq!(e.payload(), &[0x60, 0x00]);
+        assert_eq!(
+            EthernetFrame::new_checked(&f[..21]),
+            Err(WireError::Truncated { need: 22, have: 21 })
+        );
+        // A third tag is not unwrapped.
+        f[20..22].copy_from_slice(&[0x81, 0x00]);
+        let e = EthernetFrame::new_checked(&f[..]).unwrap();
+        assert_eq!(e.ethertype(), ethertype::VLAN);
+        // One tag: no inner TCI.
+        let t = frame(true);
+        assert_eq!(
+            EthernetFrame::new_checked(&t[..]).unwrap().inner_vlan_tci(),
+            None
+        );
     }
 
     #[test]

@@ -1,21 +1,24 @@
-//! The IPv4 5-tuple and a direction-independent flow hash.
+//! The IP 5-tuple (IPv4 or IPv6) and a direction-independent flow hash.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
+#[cfg(test)]
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::meta::PacketMeta;
 
-/// An IPv4 5-tuple.
+/// An IP 5-tuple: both addresses of one family.
 ///
 /// Ports are 0 when the packet has none: protocols other than TCP and UDP, and
-/// **every fragment** (first included), so that all fragments of a datagram get
-/// the same key and the same hash, as NIC RSS does for fragments.
+/// **every fragment** (first included, IPv4 and IPv6), so that all fragments of a
+/// datagram get the same key and the same hash, as NIC RSS does for fragments. (The
+/// classifier's port rules therefore never match a fragment: see [`Rule`](crate::Rule).)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     /// Source address.
-    pub src_ip: Ipv4Addr,
+    pub src_ip: IpAddr,
     /// Destination address.
-    pub dst_ip: Ipv4Addr,
-    /// IP protocol number.
+    pub dst_ip: IpAddr,
+    /// IP protocol number (IPv6: the upper-layer protocol after the extension headers).
     pub proto: u8,
     /// Source port (0 if none).
     pub src_port: u16,
@@ -24,9 +27,9 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
-    /// The key of an Ethernet frame, or `None` if it is not a well-formed IPv4
-    /// packet (non-IPv4 EtherType, or any error [`PacketMeta::parse`] reports).
-    /// Non-IPv4 traffic has no 5-tuple; the core hashes it some other way (or not
+    /// The key of an Ethernet frame, or `None` if it is not a well-formed IP
+    /// packet (non-IP EtherType, or any error [`PacketMeta::parse`] reports).
+    /// Non-IP traffic has no 5-tuple; the core hashes it some other way (or not
     /// at all) rather than pretend it is a flow with zero addresses.
     #[inline]
     pub fn from_ethernet(frame: &[u8]) -> Option<FlowKey> {
@@ -35,18 +38,22 @@ impl FlowKey {
             .and_then(|m| FlowKey::from_meta(&m))
     }
 
-    /// The key of an already parsed packet; `None` if it is not IPv4.
+    /// The key of an already parsed packet; `None` if it is not IP.
     #[inline]
     pub fn from_meta(meta: &PacketMeta) -> Option<FlowKey> {
-        let ip = meta.ipv4?;
-        let (src_port, dst_port) = match ip.l4 {
-            Some(l4) if !ip.fragment => (l4.src_port, l4.dst_port),
+        let (src_ip, dst_ip, proto) = match (&meta.ipv4, &meta.ipv6) {
+            (Some(ip), _) => (IpAddr::V4(ip.src), IpAddr::V4(ip.dst), ip.proto),
+            (None, Some(ip)) => (IpAddr::V6(ip.src), IpAddr::V6(ip.dst), ip.proto),
+            (None, None) => return None,
+        };
+        let (src_port, dst_port) = match meta.l4() {
+            Some(l4) if !meta.is_fragment() => (l4.src_port, l4.dst_port),
             _ => (0, 0),
         };
         Some(FlowKey {
-            src_ip: ip.src,
-            dst_ip: ip.dst,
-            proto: ip.proto,
+            src_ip,
+            dst_ip,
+            proto,
             src_port,
             dst_port,
         })
@@ -79,19 +86,49 @@ pub(crate) fn fmix64(mut x: u64) -> u64 {
 /// A 32-bit flow hash with `symmetric_hash(k) == symmetric_hash(&k.reversed())`.
 ///
 /// The two endpoints (address, port) are put in a canonical order (smaller
-/// first), packed into two 64-bit words with the protocol, and mixed with
-/// MurmurHash3's finaliser (two multiply-xorshift rounds per word). About a
-/// dozen ALU instructions; no table, no allocation. Use it for flow affinity
+/// first), packed into 64-bit words with the protocol, and mixed with
+/// MurmurHash3's finaliser (two multiply-xorshift rounds per word). IPv4: about a
+/// dozen ALU instructions; IPv6 folds each 128-bit address in with two more
+/// rounds per half. No table, no allocation. Use it for flow affinity
 /// (same NF instance both ways) and flow-cache buckets; it is not keyed, so it
 /// is not a defence against an adversary choosing colliding flows.
 #[inline]
 pub fn symmetric_hash(key: &FlowKey) -> u32 {
-    let a = (u32::from(key.src_ip), key.src_port);
-    let b = (u32::from(key.dst_ip), key.dst_port);
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let ips = (u64::from(lo.0) << 32) | u64::from(hi.0);
-    let rest = (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(key.proto);
-    let h = fmix64(ips ^ fmix64(rest ^ 0x9e37_79b9_7f4a_7c15));
+    let h = match (key.src_ip, key.dst_ip) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let a = (u32::from(s), key.src_port);
+            let b = (u32::from(d), key.dst_port);
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let ips = (u64::from(lo.0) << 32) | u64::from(hi.0);
+            let rest = (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(key.proto);
+            fmix64(ips ^ fmix64(rest ^ 0x9e37_79b9_7f4a_7c15))
+        }
+        (s, d) => {
+            let wide = |ip: IpAddr| match ip {
+                IpAddr::V4(a) => u128::from(u32::from(a)),
+                IpAddr::V6(a) => u128::from(a),
+            };
+            let a = (wide(s), key.src_port);
+            let b = (wide(d), key.dst_port);
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            let halves = |x: u128| {
+                let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15] =
+                    x.to_le_bytes();
+                (
+                    u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+                    u64::from_le_bytes([b8, b9, b10, b11, b12, b13, b14, b15]),
+                )
+            };
+            let (l0, l1) = halves(lo.0);
+            let (h0, h1) = halves(hi.0);
+            let rest = (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(key.proto);
+            let mut h = fmix64(rest ^ 0x6a09_e667_f3bc_c909);
+            for w in [l0, l1, h0, h1] {
+                h = fmix64(h ^ w);
+            }
+            h
+        }
+    };
     let [b0, b1, b2, b3, b4, b5, b6, b7] = h.to_le_bytes();
     u32::from_le_bytes([b0, b1, b2, b3]) ^ u32::from_le_bytes([b4, b5, b6, b7])
 }
@@ -113,8 +150,25 @@ mod tests {
             any::<u16>(),
         )
             .prop_map(|(s, d, proto, sp, dp)| FlowKey {
-                src_ip: Ipv4Addr::from(s),
-                dst_ip: Ipv4Addr::from(d),
+                src_ip: Ipv4Addr::from(s).into(),
+                dst_ip: Ipv4Addr::from(d).into(),
+                proto,
+                src_port: sp,
+                dst_port: dp,
+            })
+    }
+
+    fn key6_strategy() -> impl Strategy<Value = FlowKey> {
+        (
+            any::<u128>(),
+            any::<u128>(),
+            any::<u8>(),
+            any::<u16>(),
+            any::<u16>(),
+        )
+            .prop_map(|(s, d, proto, sp, dp)| FlowKey {
+                src_ip: Ipv6Addr::from(s).into(),
+                dst_ip: Ipv6Addr::from(d).into(),
                 proto,
                 src_port: sp,
                 dst_port: dp,
@@ -122,6 +176,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn symmetric6(k in key6_strategy()) {
+            prop_assert_eq!(symmetric_hash(&k), symmetric_hash(&k.reversed()));
+        }
+
         #[test]
         fn symmetric(k in key_strategy()) {
             prop_assert_eq!(symmetric_hash(&k), symmetric_hash(&k.reversed()));
@@ -164,8 +223,8 @@ mod tests {
             let r = splitmix(&mut s);
             let q = splitmix(&mut s);
             FlowKey {
-                src_ip: Ipv4Addr::from((r >> 32) as u32),
-                dst_ip: Ipv4Addr::from(r as u32),
+                src_ip: Ipv4Addr::from((r >> 32) as u32).into(),
+                dst_ip: Ipv4Addr::from(r as u32).into(),
                 proto: if q & 1 == 0 { 6 } else { 17 },
                 src_port: (q >> 16) as u16,
                 dst_port: (q >> 32) as u16,
@@ -179,21 +238,31 @@ mod tests {
         // Low-entropy keys as a traffic generator makes them: consecutive source
         // addresses and ports, one server.
         let keys = (0..100_000u32).map(|i| FlowKey {
-            src_ip: Ipv4Addr::from(0x0a00_0000 + i),
-            dst_ip: Ipv4Addr::new(192, 168, 0, 1),
+            src_ip: Ipv4Addr::from(0x0a00_0000 + i).into(),
+            dst_ip: Ipv4Addr::new(192, 168, 0, 1).into(),
             proto: 17,
             src_port: 1024 + (i % 4096) as u16,
             dst_port: 80,
         });
         assert_even(keys, "structured");
         let ports = (0..65_536u32).map(|i| FlowKey {
-            src_ip: Ipv4Addr::new(10, 0, 0, 1),
-            dst_ip: Ipv4Addr::new(10, 0, 0, 2),
+            src_ip: Ipv4Addr::new(10, 0, 0, 1).into(),
+            dst_ip: Ipv4Addr::new(10, 0, 0, 2).into(),
             proto: 6,
             src_port: i as u16,
             dst_port: 443,
         });
         assert_even(ports, "ports only");
+        // IPv6: consecutive hosts of one /64 to one server.
+        let v6 = (0..100_000u32).map(|i| FlowKey {
+            src_ip: Ipv6Addr::from(0x2001_0db8_0000_0001_0000_0000_0000_0000u128 + u128::from(i))
+                .into(),
+            dst_ip: Ipv6Addr::from(0x2001_0db8_0000_0002_0000_0000_0000_0001u128).into(),
+            proto: 6,
+            src_port: 1024 + (i % 4096) as u16,
+            dst_port: 443,
+        });
+        assert_even(v6, "ipv6 structured");
     }
 
     #[test]
@@ -215,8 +284,8 @@ mod tests {
         assert_eq!(
             k,
             FlowKey {
-                src_ip: Ipv4Addr::new(1, 1, 1, 1),
-                dst_ip: Ipv4Addr::new(2, 2, 2, 2),
+                src_ip: Ipv4Addr::new(1, 1, 1, 1).into(),
+                dst_ip: Ipv4Addr::new(2, 2, 2, 2).into(),
                 proto: 6,
                 src_port: 5,
                 dst_port: 6

@@ -14,6 +14,8 @@ pub mod ip_proto {
     pub const TCP: u8 = 6;
     /// UDP.
     pub const UDP: u8 = 17;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
 }
 
 /// L4 checksum over pseudo header + segment, with the checksum field (at

@@ -7,8 +7,8 @@
 //! builder.
 //!
 //! # What it is
-//! - Checked, zero-copy views over `&[u8]` / `&mut [u8]`: [`EthernetFrame`],
-//!   [`Ipv4Packet`], [`UdpPacket`], [`TcpPacket`] (smoltcp style: `new_checked`
+//! - Checked, zero-copy views over `&[u8]` / `&mut [u8]`: [`EthernetFrame`] (up to two
+//!   VLAN tags), [`Ipv4Packet`], [`Ipv6Packet`], [`UdpPacket`], [`TcpPacket`] (smoltcp style: `new_checked`
 //!   validates lengths once and stores what it validated, after which no accessor
 //!   can panic, whatever the bytes say or later become).
 //! - Internet checksums, RFC 1624 incremental updates and
@@ -16,7 +16,10 @@
 //! - A 5-tuple [`FlowKey`] and a direction-independent [`symmetric_hash`] ([`flow`]).
 //! - One-pass header parsing into [`PacketMeta`] and the classifier's match
 //!   [`Rule`] and [`Ipv4Prefix`] ([`meta`]).
-//! - A DIR-24-8 longest-prefix-match table [`Lpm`] and a route-file parser ([`lpm`]).
+//! - A DIR-24-8 longest-prefix-match table [`Lpm`] and a route-file parser ([`lpm`]);
+//!   an IPv6 multibit-trie LPM [`Lpm6`] (at most 15 memory accesses per lookup, [`lpm6`]).
+//! - IPv6: [`Ipv6Packet`], the bounded extension-header walk [`walk_ext`], hop-limit
+//!   decrement, [`Ipv6Prefix`] and the family-neutral [`IpPrefix`] ([`ipv6`]).
 //! - An ordered first-match [`Acl`] with hit counters and a rule-file parser ([`acl`]).
 //! - Classic libpcap reading and writing ([`pcap`]) and a deterministic traffic
 //!   builder ([`builder`]).
@@ -45,13 +48,17 @@ pub mod error;
 pub mod ethernet;
 pub mod flow;
 pub mod ipv4;
+pub mod ipv6;
 pub mod l4;
 pub mod lpm;
+pub mod lpm6;
 pub mod mac;
 pub mod meta;
 pub mod pcap;
 
-pub use acl::{Acl, AclErrorKind, AclFileError, AclRule, AclVerdict, Action, PortRange};
+pub use acl::{
+    Acl, AclErrorKind, AclFileError, AclRule, AclVerdict, Action, DecidedBy, OtherHits, PortRange,
+};
 pub use builder::{
     decode_payload, generate_mixed_flows, write_payload, BuildError, FrameSpec, GeneratedPacket,
     L4Spec, MixedFlows, Protocols, PAYLOAD_TAG_LEN,
@@ -61,17 +68,22 @@ pub use error::WireError;
 pub use ethernet::{ethertype, EthernetFrame};
 pub use flow::{symmetric_hash, FlowKey};
 pub use ipv4::Ipv4Packet;
+pub use ipv6::{
+    decrement_hop_limit_in_place, walk_ext, ExtChain, HopLimitOutcome, IpPrefix, Ipv6Packet,
+    Ipv6Prefix,
+};
 pub use l4::{ip_proto, tcp_flags, TcpPacket, UdpPacket};
 pub use lpm::{
     parse_routes, Lpm, LpmConfig, LpmError, NextHop, Route, RouteErrorKind, RouteFileError,
     RouteTable,
 };
+pub use lpm6::{Lpm6, Lpm6Config};
 pub use mac::{MacAddr, MacParseError};
-pub use meta::{Ipv4Meta, Ipv4Prefix, L4Meta, PacketMeta, PrefixError, Rule};
+pub use meta::{Ipv4Meta, Ipv4Prefix, Ipv6Meta, L4Meta, PacketMeta, PrefixError, Rule};
 pub use pcap::{
     ByteOrder, PcapError, PcapHeader, PcapPacket, PcapReader, PcapRecord, PcapWriter,
     PcapWriterOptions, Precision, LINKTYPE_ETHERNET,
 };
 
 /// Re-exported so callers need not import `std::net` just to talk to this crate.
-pub use std::net::Ipv4Addr;
+pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

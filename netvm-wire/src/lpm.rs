@@ -1,5 +1,6 @@
 //! Longest-prefix match over IPv4 (DIR-24-8, as DPDK's `rte_lpm`) and the
-//! l3fwd route file.
+//! l3fwd route file (IPv4 and IPv6 prefixes; IPv6 routes go to an
+//! [`Lpm6`](crate::lpm6::Lpm6)).
 //!
 //! # Layout
 //! `tbl24` has one 32-bit entry per /24 (2^24 entries, 64 MiB of virtual memory
@@ -26,6 +27,8 @@ use std::net::Ipv4Addr;
 
 use thiserror::Error;
 
+use crate::ipv6::IpPrefix;
+use crate::lpm6::{Lpm6, Lpm6Config};
 use crate::mac::MacAddr;
 use crate::meta::{mask, Ipv4Prefix, PrefixError};
 
@@ -358,11 +361,12 @@ fn tbl8_range(addr: u32, depth: u8) -> (usize, usize) {
     (start, 1usize << (32 - depth.clamp(24, 32)))
 }
 
-/// One line of a route file: `10.1.0.0/16 <port> [dst-mac aa:bb:cc:dd:ee:ff]`.
+/// One line of a route file: `10.1.0.0/16 <port> [dst-mac aa:bb:cc:dd:ee:ff]`, or the same
+/// with an IPv6 prefix (`2001:db8::/32 <port> …`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Route {
-    /// Destination prefix.
-    pub prefix: Ipv4Prefix,
+    /// Destination prefix (IPv4 or IPv6).
+    pub prefix: IpPrefix,
     /// Output port.
     pub port: u16,
     /// Ethernet destination to write, if given.
@@ -409,25 +413,26 @@ pub enum RouteErrorKind {
     #[error("prefix {prefix} already routed on line {first_line}")]
     DuplicatePrefix {
         /// The prefix.
-        prefix: Ipv4Prefix,
+        prefix: IpPrefix,
         /// Where it first appeared.
         first_line: usize,
     },
 }
 
-/// Parses a route file: one `prefix port [dst-mac mac]` per line; `#` starts a
-/// comment; blank lines are ignored. A prefix must not have host bits set or
-/// appear twice. Errors name the 1-based line.
+/// Parses a route file: one `prefix port [dst-mac mac]` per line, the prefix IPv4
+/// (`10.1.0.0/16`) or IPv6 (`2001:db8::/32`, up to /128); `#` starts a comment; blank
+/// lines are ignored. A prefix must not have host bits set or appear twice. Errors name
+/// the 1-based line.
 pub fn parse_routes(text: &str) -> Result<Vec<Route>, RouteFileError> {
     let mut routes: Vec<Route> = Vec::new();
-    let mut seen: HashMap<Ipv4Prefix, usize> = HashMap::new();
+    let mut seen: HashMap<IpPrefix, usize> = HashMap::new();
     for (idx, raw) in text.lines().enumerate() {
         let line = idx + 1;
         let err = |kind| RouteFileError { line, kind };
         let content = raw.split('#').next().unwrap_or("");
         let mut words = content.split_whitespace();
         let Some(p) = words.next() else { continue };
-        let prefix: Ipv4Prefix = p.parse().map_err(|e| err(RouteErrorKind::BadPrefix(e)))?;
+        let prefix: IpPrefix = p.parse().map_err(|e| err(RouteErrorKind::BadPrefix(e)))?;
         let port_s = words
             .next()
             .ok_or_else(|| err(RouteErrorKind::MissingPort))?;
@@ -475,21 +480,33 @@ pub struct NextHop {
     pub dst_mac: Option<MacAddr>,
 }
 
-/// An [`Lpm`] whose next-hop ids index a table of [`NextHop`]s: what l3fwd
-/// builds from a route file.
+/// An [`Lpm`] (IPv4) and an [`Lpm6`] (IPv6) whose next-hop ids index one table of
+/// [`NextHop`]s: what l3fwd builds from a route file.
 #[derive(Clone, Debug)]
 pub struct RouteTable {
     lpm: Lpm,
+    lpm6: Lpm6,
     hops: Vec<NextHop>,
 }
 
 impl RouteTable {
-    /// Builds the table from parsed routes (identical next hops share an id).
+    /// Builds the table from parsed routes (identical next hops share an id), IPv6 routes
+    /// into an [`Lpm6`] of default size.
     ///
     /// Errors: any [`LpmError`] from the inserts, or
     /// [`LpmError::TooManyNextHops`].
     pub fn new(routes: &[Route], config: LpmConfig) -> Result<RouteTable, LpmError> {
+        Self::with_v6(routes, config, Lpm6Config::default())
+    }
+
+    /// As [`new`](Self::new), with the IPv6 table's sizes.
+    pub fn with_v6(
+        routes: &[Route],
+        config: LpmConfig,
+        config6: Lpm6Config,
+    ) -> Result<RouteTable, LpmError> {
         let mut lpm = Lpm::new(config)?;
+        let mut lpm6 = Lpm6::new(config6)?;
         let mut hops: Vec<NextHop> = Vec::new();
         let mut ids: HashMap<NextHop, u16> = HashMap::new();
         for r in routes {
@@ -506,9 +523,12 @@ impl RouteTable {
                     id
                 }
             };
-            lpm.insert(r.prefix, id)?;
+            match r.prefix {
+                IpPrefix::V4(p) => lpm.insert(p, id)?,
+                IpPrefix::V6(p) => lpm6.insert(p, id)?,
+            }
         }
-        Ok(RouteTable { lpm, hops })
+        Ok(RouteTable { lpm, lpm6, hops })
     }
 
     /// Where `ip` goes, if any route covers it. Never panics, never allocates.
@@ -516,6 +536,18 @@ impl RouteTable {
     pub fn lookup(&self, ip: Ipv4Addr) -> Option<NextHop> {
         let id = self.lpm.lookup(ip)?;
         self.hops.get(usize::from(id)).copied()
+    }
+
+    /// Where the IPv6 `ip` goes, if any route covers it. Never panics, never allocates.
+    #[inline]
+    pub fn lookup_v6(&self, ip: std::net::Ipv6Addr) -> Option<NextHop> {
+        let id = self.lpm6.lookup(ip)?;
+        self.hops.get(usize::from(id)).copied()
+    }
+
+    /// The underlying IPv6 LPM table.
+    pub fn lpm6(&self) -> &Lpm6 {
+        &self.lpm6
     }
 
     /// The underlying LPM table.

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::ops::RangeInclusive;
 use core::str::FromStr;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
@@ -11,22 +11,28 @@ use crate::bytes::{rd16, rd32, rd8, sub};
 use crate::error::{need, Result, WireError};
 use crate::ethernet::{ethertype, EthernetFrame};
 use crate::ipv4;
+use crate::ipv6::{self, IpPrefix};
 use crate::l4::ip_proto;
 
 /// What the classifier needs from a frame, filled in by one parse pass.
 ///
-/// Offsets are from the start of the frame: the IPv4 header starts at
-/// `l2_len`, the L4 header at `l2_len + ipv4.header_len`.
+/// Offsets are from the start of the frame: the IP header starts at `l2_len`, the L4 header
+/// at [`l4_offset`](Self::l4_offset).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PacketMeta {
-    /// EtherType of the payload, after at most one VLAN tag.
+    /// EtherType of the payload, after at most two VLAN tags.
     pub ethertype: u16,
-    /// Tag control information of the one VLAN tag looked through, if any.
+    /// Tag control information of the outer VLAN tag, if any.
     pub vlan_tci: Option<u16>,
-    /// Ethernet header length: 14, or 18 with a VLAN tag.
+    /// Tag control information of the inner VLAN tag of a QinQ frame, if any.
+    pub inner_vlan_tci: Option<u16>,
+    /// Ethernet header length: 14, 18 with a VLAN tag, 22 with two.
     pub l2_len: u16,
     /// Present iff `ethertype` is IPv4 (a malformed IPv4 header is an error, not `None`).
     pub ipv4: Option<Ipv4Meta>,
+    /// Present iff `ethertype` is IPv6 (a malformed IPv6 header or extension-header chain is
+    /// an error, not `None`).
+    pub ipv6: Option<Ipv6Meta>,
 }
 
 /// IPv4 fields of a [`PacketMeta`].
@@ -50,9 +56,40 @@ pub struct Ipv4Meta {
     pub frag_offset: u16,
     /// TCP/UDP ports; `None` for other protocols and for non-first fragments.
     pub l4: Option<L4Meta>,
+    /// ICMP type, for ICMP in an unfragmented packet or a first fragment.
+    pub icmp_type: Option<u8>,
 }
 
-/// TCP/UDP fields of an [`Ipv4Meta`].
+/// IPv6 fields of a [`PacketMeta`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ipv6Meta {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// The upper-layer protocol after the extension headers (see
+    /// [`ExtChain::proto`](crate::ipv6::ExtChain::proto)).
+    pub proto: u8,
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// 40 + extension-header bytes: the offset of the upper-layer header from the IPv6
+    /// header.
+    pub header_len: u16,
+    /// Payload length field (extension headers included).
+    pub payload_len: u16,
+    /// Extension headers walked.
+    pub ext_headers: u8,
+    /// True if a fragment header is present (first fragment included).
+    pub fragment: bool,
+    /// Fragment offset in bytes (0 for unfragmented packets and first fragments).
+    pub frag_offset: u16,
+    /// TCP/UDP ports; `None` for other protocols and for non-first fragments.
+    pub l4: Option<L4Meta>,
+    /// ICMPv6 type, for ICMPv6 in an unfragmented packet or a first fragment.
+    pub icmp_type: Option<u8>,
+}
+
+/// TCP/UDP fields of an [`Ipv4Meta`] or [`Ipv6Meta`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct L4Meta {
     /// Source port.
@@ -66,18 +103,23 @@ pub struct L4Meta {
 }
 
 impl PacketMeta {
-    /// Parses the Ethernet, IPv4 and TCP/UDP headers of `frame` in one pass.
+    /// Parses the Ethernet, IP (v4 or v6) and TCP/UDP/ICMP headers of `frame` in one pass.
     ///
-    /// - Non-IPv4 EtherTypes (ARP, IPv6, a second VLAN tag, …) give `ipv4: None`.
+    /// - Up to two VLAN tags are looked through; other EtherTypes (ARP, a third tag, …) give
+    ///   `ipv4: None, ipv6: None`.
     /// - IPv4 is validated as by [`Ipv4Packet::new_checked`](crate::Ipv4Packet::new_checked)
-    ///   (checksum not verified); L4 is read from within the IPv4 total length.
-    /// - TCP and UDP in an unfragmented packet or a first fragment must have their
-    ///   header present (8 bytes for UDP; a valid data offset and the whole header
-    ///   for TCP), else the frame is malformed: this also rejects RFC 1858
-    ///   tiny-fragment tricks. The UDP length field is not checked here.
-    /// - Non-first fragments carry no L4 header: `l4: None`.
+    ///   (checksum not verified); IPv6 as by
+    ///   [`Ipv6Packet::new_checked`](crate::ipv6::Ipv6Packet::new_checked), and its
+    ///   extension-header chain is walked with [`walk_ext`](crate::ipv6::walk_ext) (bounded:
+    ///   a longer chain is an error). L4 is read from within the IP packet length.
+    /// - TCP and UDP in an unfragmented packet or a first fragment must have their header
+    ///   present (8 bytes for UDP; a valid data offset and the whole header for TCP), and
+    ///   ICMP/ICMPv6 in a first fragment its 4-byte header, else the frame is malformed: this
+    ///   also rejects RFC 1858 tiny-fragment tricks. The UDP length field is not checked
+    ///   here. `icmp_type` is the first byte of an ICMP (1) or ICMPv6 (58) segment.
+    /// - Non-first fragments carry no L4 header: `l4: None`, `icmp_type: None`.
     ///
-    /// Errors: any [`WireError`] from the Ethernet, IPv4, or L4 header. Never
+    /// Errors: any [`WireError`] from the Ethernet, IP, extension or L4 headers. Never
     /// panics, never allocates.
     #[inline]
     pub fn parse(frame: &[u8]) -> Result<PacketMeta> {
@@ -85,10 +127,12 @@ impl PacketMeta {
     }
 
     /// As [`parse`](Self::parse), from a private copy of the first bytes of a frame that is
-    /// `frame_len` bytes long: lengths (the IPv4 total length) are checked against
-    /// `frame_len`, while every header read must lie inside `prefix`. The core parses packets
-    /// in memory that NFs can write this way, from a copy, so that no length can change
-    /// between its check and its use. Headers beyond `prefix` are an error (`Truncated`).
+    /// `frame_len` bytes long: lengths (the IPv4 total length, the IPv6 payload length) are
+    /// checked against `frame_len`, while every header read must lie inside `prefix`. The
+    /// core parses packets in memory that NFs can write this way, from a copy, so that no
+    /// length can change between its check and its use. Headers beyond `prefix` are an error
+    /// (`Truncated`); every header a parsable frame has lies within 186 bytes (22 Ethernet +
+    /// 40 IPv6 + 64 extension headers + 60 TCP; IPv4: 22 + 60 + 60).
     #[inline]
     pub fn parse_prefix(prefix: &[u8], frame_len: usize) -> Result<PacketMeta> {
         let frame_len = frame_len.max(prefix.len());
@@ -97,66 +141,173 @@ impl PacketMeta {
         let mut meta = PacketMeta {
             ethertype: eth.ethertype(),
             vlan_tci: eth.vlan_tci(),
-            // 14 or 18.
+            inner_vlan_tci: eth.inner_vlan_tci(),
+            // 14, 18 or 22.
             l2_len: u16::try_from(l2_len).unwrap_or(0),
             ipv4: None,
+            ipv6: None,
         };
-        if meta.ethertype != ethertype::IPV4 {
-            return Ok(meta);
-        }
         let ip = eth.payload();
         let ip_len = frame_len - l2_len;
-        let (header_len, total_len) = ipv4::check_within(ip, ip_len)?;
-        let frag = rd16(ip, 6);
-        let frag_offset = (frag & 0x1fff) << 3;
-        let proto = rd8(ip, 9);
-        let l4 = if frag_offset != 0 {
-            None
-        } else {
-            parse_l4(proto, sub(ip, header_len..total_len.min(ip.len())))?
-        };
-        meta.ipv4 = Some(Ipv4Meta {
-            src: Ipv4Addr::from(rd32(ip, 12)),
-            dst: Ipv4Addr::from(rd32(ip, 16)),
-            proto,
-            ttl: rd8(ip, 8),
-            // Both are at most 65535: they come from a 4-bit and a 16-bit field.
-            header_len: u16::try_from(header_len).unwrap_or(u16::MAX),
-            total_len: u16::try_from(total_len).unwrap_or(u16::MAX),
-            fragment: frag & 0x3fff != 0,
-            frag_offset,
-            l4,
-        });
+        match meta.ethertype {
+            ethertype::IPV4 => meta.ipv4 = Some(parse_ipv4(ip, ip_len)?),
+            ethertype::IPV6 => meta.ipv6 = Some(parse_ipv6(ip, ip_len)?),
+            _ => {}
+        }
         Ok(meta)
     }
 
-    /// Offset of the L4 header in the frame, if the packet is IPv4.
+    /// Offset of the L4 header in the frame, if the packet is IP (for a non-first fragment:
+    /// of its data).
     #[inline]
     pub fn l4_offset(&self) -> Option<usize> {
-        self.ipv4
-            .map(|ip| usize::from(self.l2_len) + usize::from(ip.header_len))
+        let l3 = match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => ip.header_len,
+            (None, Some(ip)) => ip.header_len,
+            (None, None) => return None,
+        };
+        Some(usize::from(self.l2_len) + usize::from(l3))
+    }
+
+    /// The IP protocol (IPv4) or upper-layer protocol after the extension headers (IPv6).
+    #[inline]
+    pub fn proto(&self) -> Option<u8> {
+        match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => Some(ip.proto),
+            (None, Some(ip)) => Some(ip.proto),
+            (None, None) => None,
+        }
+    }
+
+    /// TCP/UDP fields, if present (not for non-first fragments).
+    #[inline]
+    pub fn l4(&self) -> Option<L4Meta> {
+        match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => ip.l4,
+            (None, Some(ip)) => ip.l4,
+            (None, None) => None,
+        }
+    }
+
+    /// ICMP (IPv4) or ICMPv6 (IPv6) type, if present (not for non-first fragments).
+    #[inline]
+    pub fn icmp_type(&self) -> Option<u8> {
+        match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => ip.icmp_type,
+            (None, Some(ip)) => ip.icmp_type,
+            (None, None) => None,
+        }
+    }
+
+    /// True for any IP fragment, the first included.
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => ip.fragment,
+            (None, Some(ip)) => ip.fragment,
+            (None, None) => false,
+        }
+    }
+
+    /// Fragment offset in bytes (non-zero only for non-first fragments).
+    #[inline]
+    pub fn frag_offset(&self) -> u16 {
+        match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => ip.frag_offset,
+            (None, Some(ip)) => ip.frag_offset,
+            (None, None) => 0,
+        }
     }
 
     /// Source and destination ports, if present.
     #[inline]
     pub fn ports(&self) -> Option<(u16, u16)> {
-        self.ipv4
-            .and_then(|ip| ip.l4)
-            .map(|l4| (l4.src_port, l4.dst_port))
+        self.l4().map(|l4| (l4.src_port, l4.dst_port))
     }
 }
 
 #[inline]
-fn parse_l4(proto: u8, seg: &[u8]) -> Result<Option<L4Meta>> {
+fn parse_ipv4(ip: &[u8], ip_len: usize) -> Result<Ipv4Meta> {
+    let (header_len, total_len) = ipv4::check_within(ip, ip_len)?;
+    let frag = rd16(ip, 6);
+    let frag_offset = (frag & 0x1fff) << 3;
+    let proto = rd8(ip, 9);
+    let (l4, icmp_type) = if frag_offset != 0 {
+        (None, None)
+    } else {
+        parse_l4(
+            proto,
+            sub(ip, header_len..total_len.min(ip.len())),
+            frag & 0x2000 != 0,
+        )?
+    };
+    Ok(Ipv4Meta {
+        src: Ipv4Addr::from(rd32(ip, 12)),
+        dst: Ipv4Addr::from(rd32(ip, 16)),
+        proto,
+        ttl: rd8(ip, 8),
+        // Both are at most 65535: they come from a 4-bit and a 16-bit field.
+        header_len: u16::try_from(header_len).unwrap_or(u16::MAX),
+        total_len: u16::try_from(total_len).unwrap_or(u16::MAX),
+        fragment: frag & 0x3fff != 0,
+        frag_offset,
+        l4,
+        icmp_type,
+    })
+}
+
+#[inline]
+fn parse_ipv6(ip: &[u8], ip_len: usize) -> Result<Ipv6Meta> {
+    let total = ipv6::check_within(ip, ip_len)?;
+    let chain = ipv6::walk_ext(ip, total)?;
+    let (l4, icmp_type) = if chain.frag_offset != 0 {
+        (None, None)
+    } else {
+        parse_l4(
+            chain.proto,
+            sub(ip, chain.l4_offset..total.min(ip.len())),
+            chain.fragment,
+        )?
+    };
+    Ok(Ipv6Meta {
+        src: ipv6::addr_at(ip, 8),
+        dst: ipv6::addr_at(ip, 24),
+        proto: chain.proto,
+        hop_limit: rd8(ip, 7),
+        // At most 40 + 64 by the walk's bound.
+        header_len: u16::try_from(chain.l4_offset).unwrap_or(u16::MAX),
+        payload_len: rd16(ip, 4),
+        ext_headers: chain.headers,
+        fragment: chain.fragment,
+        frag_offset: chain.frag_offset,
+        l4,
+        icmp_type,
+    })
+}
+
+/// TCP/UDP fields or the ICMP type of the upper-layer segment `seg` (of an unfragmented
+/// packet, or of a first fragment if `fragment`).
+#[inline]
+fn parse_l4(proto: u8, seg: &[u8], fragment: bool) -> Result<(Option<L4Meta>, Option<u8>)> {
     match proto {
+        ip_proto::ICMP | ip_proto::ICMPV6 => {
+            if fragment {
+                // A first fragment must hold the ICMP header (type, code, checksum).
+                need(seg.len(), 4)?;
+            }
+            Ok((None, seg.first().copied()))
+        }
         ip_proto::UDP => {
             need(seg.len(), 8)?;
-            Ok(Some(L4Meta {
-                src_port: rd16(seg, 0),
-                dst_port: rd16(seg, 2),
-                header_len: 8,
-                tcp_flags: 0,
-            }))
+            Ok((
+                Some(L4Meta {
+                    src_port: rd16(seg, 0),
+                    dst_port: rd16(seg, 2),
+                    header_len: 8,
+                    tcp_flags: 0,
+                }),
+                None,
+            ))
         }
         ip_proto::TCP => {
             need(seg.len(), 20)?;
@@ -168,14 +319,17 @@ fn parse_l4(proto: u8, seg: &[u8]) -> Result<Option<L4Meta>> {
                 });
             }
             need(seg.len(), usize::from(header_len))?;
-            Ok(Some(L4Meta {
-                src_port: rd16(seg, 0),
-                dst_port: rd16(seg, 2),
-                header_len,
-                tcp_flags: rd8(seg, 13),
-            }))
+            Ok((
+                Some(L4Meta {
+                    src_port: rd16(seg, 0),
+                    dst_port: rd16(seg, 2),
+                    header_len,
+                    tcp_flags: rd8(seg, 13),
+                }),
+                None,
+            ))
         }
-        _ => Ok(None),
+        _ => Ok((None, None)),
     }
 }
 
@@ -187,7 +341,7 @@ pub struct Ipv4Prefix {
     len: u8,
 }
 
-/// Why a string or pair is not an IPv4 prefix.
+/// Why a string or pair is not an IPv4 or IPv6 prefix.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum PrefixError {
     /// The address part is not a dotted-quad IPv4 address.
@@ -207,6 +361,26 @@ pub enum PrefixError {
     HostBitsSet {
         /// The address given.
         addr: Ipv4Addr,
+        /// The length given.
+        len: u8,
+    },
+    /// The address part is not an IPv6 address.
+    #[error("{input:?} is not an IPv6 address")]
+    BadAddress6 {
+        /// The address text.
+        input: String,
+    },
+    /// The length part of an IPv6 prefix is not a number from 0 to 128.
+    #[error("prefix length {input:?} is not a number from 0 to 128")]
+    BadLength6 {
+        /// The length text.
+        input: String,
+    },
+    /// The IPv6 address has bits set beyond the prefix length.
+    #[error("{addr}/{len} has host bits set; did you mean {}/{len}?", Ipv6Addr::from(u128::from(*addr) & ipv6::mask6(*len)))]
+    HostBitsSet6 {
+        /// The address given.
+        addr: Ipv6Addr,
         /// The length given.
         len: u8,
     },
@@ -325,26 +499,54 @@ impl FromStr for Ipv4Prefix {
 
 /// A classifier match rule: every field that is `Some` must match.
 ///
-/// Fields on IPv4 (`src`, `dst`, `proto`) never match a non-IPv4 packet, and
-/// `dst_port` never matches a packet without ports (not TCP/UDP, or a non-first
-/// fragment). The default rule matches everything.
+/// - `src`/`dst` of one family never match a packet of the other (nor a non-IP packet).
+/// - `proto` is family-neutral: the IPv4 protocol or the IPv6 upper-layer protocol after the
+///   extension headers.
+/// - Port ranges never match a packet without ports (not TCP/UDP) and never match **any
+///   fragment, the first included**: the core's flow cache keys every fragment of a
+///   datagram without ports (so that all of them hash and classify alike), and a rule that
+///   looked at the first fragment's ports would let its cached decision leak to other
+///   datagrams of the same address pair. Fragments are classified by addresses and protocol.
+/// - `vlan` is the VLAN ID (low 12 bits of the TCI) of the outer tag; `inner_vlan` that of
+///   the inner tag of a QinQ frame. A frame without that tag does not match.
+///
+/// The default rule matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Rule {
     /// Input port (DPDK port id).
     pub in_port: Option<u16>,
-    /// EtherType after at most one VLAN tag.
+    /// EtherType after at most two VLAN tags.
     pub ethertype: Option<u16>,
-    /// IPv4 source prefix.
-    pub src: Option<Ipv4Prefix>,
-    /// IPv4 destination prefix.
-    pub dst: Option<Ipv4Prefix>,
-    /// IPv4 protocol number.
+    /// Outer VLAN ID.
+    pub vlan: Option<u16>,
+    /// Inner VLAN ID (QinQ).
+    pub inner_vlan: Option<u16>,
+    /// Source prefix (IPv4 or IPv6).
+    pub src: Option<IpPrefix>,
+    /// Destination prefix (IPv4 or IPv6).
+    pub dst: Option<IpPrefix>,
+    /// IP protocol number (IPv6: after the extension headers).
     pub proto: Option<u8>,
-    /// L4 destination port range (TCP/UDP).
+    /// L4 source port range (TCP/UDP, unfragmented).
+    pub src_port: Option<RangeInclusive<u16>>,
+    /// L4 destination port range (TCP/UDP, unfragmented).
     pub dst_port: Option<RangeInclusive<u16>>,
 }
 
 impl Rule {
+    /// True if the rule looks at nothing but the input port.
+    #[inline]
+    pub fn only_in_port(&self) -> bool {
+        self.ethertype.is_none()
+            && self.vlan.is_none()
+            && self.inner_vlan.is_none()
+            && self.src.is_none()
+            && self.dst.is_none()
+            && self.proto.is_none()
+            && self.src_port.is_none()
+            && self.dst_port.is_none()
+    }
+
     /// True if the packet described by `meta`, received on `in_port`, matches.
     /// Never panics, never allocates.
     #[inline]
@@ -355,26 +557,54 @@ impl Rule {
         if self.ethertype.is_some_and(|t| t != meta.ethertype) {
             return false;
         }
+        if let Some(v) = self.vlan {
+            if meta.vlan_tci.is_none_or(|t| t & 0x0fff != v) {
+                return false;
+            }
+        }
+        if let Some(v) = self.inner_vlan {
+            if meta.inner_vlan_tci.is_none_or(|t| t & 0x0fff != v) {
+                return false;
+            }
+        }
         if self.src.is_none()
             && self.dst.is_none()
             && self.proto.is_none()
+            && self.src_port.is_none()
             && self.dst_port.is_none()
         {
             return true;
         }
-        let Some(ip) = meta.ipv4 else {
+        let addrs_ok = match (&meta.ipv4, &meta.ipv6) {
+            (Some(ip), _) => {
+                self.src.is_none_or(|p| p.contains_v4(ip.src))
+                    && self.dst.is_none_or(|p| p.contains_v4(ip.dst))
+            }
+            (None, Some(ip)) => {
+                self.src.is_none_or(|p| p.contains_v6(ip.src))
+                    && self.dst.is_none_or(|p| p.contains_v6(ip.dst))
+            }
+            (None, None) => return false,
+        };
+        if !addrs_ok || self.proto.is_some_and(|p| meta.proto() != Some(p)) {
+            return false;
+        }
+        if self.src_port.is_none() && self.dst_port.is_none() {
+            return true;
+        }
+        if meta.is_fragment() {
+            return false;
+        }
+        let Some(l4) = meta.l4() else {
             return false;
         };
-        if self.src.is_some_and(|p| !p.contains(ip.src))
-            || self.dst.is_some_and(|p| !p.contains(ip.dst))
-            || self.proto.is_some_and(|p| p != ip.proto)
-        {
-            return false;
-        }
-        match &self.dst_port {
-            None => true,
-            Some(r) => ip.l4.is_some_and(|l4| r.contains(&l4.dst_port)),
-        }
+        self.src_port
+            .as_ref()
+            .is_none_or(|r| r.contains(&l4.src_port))
+            && self
+                .dst_port
+                .as_ref()
+                .is_none_or(|r| r.contains(&l4.dst_port))
     }
 }
 
@@ -508,6 +738,7 @@ mod tests {
             dst: Some("192.168.0.0/16".parse().unwrap()),
             proto: Some(ip_proto::UDP),
             dst_port: Some(53..=53),
+            ..Rule::default()
         };
         assert!(r.matches(&m, 0));
         assert!(!r.matches(&m, 1));
@@ -550,10 +781,128 @@ mod tests {
         .matches(&a, 0));
     }
 
+    /// Ethernet (untagged, one tag or QinQ) + an IPv6 header with next header `nh` + `rest`.
+    fn v6_frame(tags: usize, nh: u8, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        for t in 0..tags {
+            f.extend_from_slice(&[0x81, 0x00, 0, u8::try_from(10 + t).unwrap()]);
+        }
+        f.extend_from_slice(&ethertype::IPV6.to_be_bytes());
+        f.extend_from_slice(&crate::ipv6::tests_support::v6(nh, rest));
+        f
+    }
+
+    #[test]
+    fn parse_ipv6_with_extension_headers() {
+        // Hop-by-hop → fragment (first) → TCP port 23.
+        let mut rest = vec![44, 0, 1, 4, 0, 0, 0, 0];
+        rest.extend_from_slice(&[6, 0, 0, 1, 0, 0, 0, 7]);
+        let mut tcp = vec![0u8; 20];
+        tcp[..4].copy_from_slice(&[0x30, 0x39, 0, 23]);
+        tcp[12] = 0x50;
+        tcp[13] = 0x02;
+        rest.extend_from_slice(&tcp);
+        let f = v6_frame(2, 0, &rest);
+        let m = PacketMeta::parse(&f).unwrap();
+        assert_eq!(m.l2_len, 22);
+        assert_eq!((m.vlan_tci, m.inner_vlan_tci), (Some(10), Some(11)));
+        let ip = m.ipv6.unwrap();
+        assert_eq!(ip.proto, 6);
+        assert_eq!(ip.ext_headers, 2);
+        assert!(ip.fragment);
+        assert_eq!(m.ports(), Some((12345, 23)));
+        assert_eq!(m.l4_offset(), Some(22 + 56));
+        let tcp23 = Rule {
+            proto: Some(6),
+            dst_port: Some(23..=23),
+            ..Rule::default()
+        };
+        // A fragment never matches a port rule (the flow key has no ports for fragments).
+        assert!(!tcp23.matches(&m, 0));
+        let v6net = Rule {
+            dst: Some("2001:db8:1::/48".parse().unwrap()),
+            vlan: Some(10),
+            inner_vlan: Some(11),
+            proto: Some(6),
+            ..Rule::default()
+        };
+        assert!(v6net.matches(&m, 0));
+        assert!(!Rule {
+            vlan: Some(11),
+            ..v6net.clone()
+        }
+        .matches(&m, 0));
+        assert!(!Rule {
+            dst: Some("10.0.0.0/8".parse().unwrap()),
+            ..Rule::default()
+        }
+        .matches(&m, 0));
+        assert!(!Rule {
+            dst: Some("::/0".parse().unwrap()),
+            ..Rule::default()
+        }
+        .matches(&PacketMeta::parse(&udp_frame()).unwrap(), 0));
+        // Unfragmented: the port rule matches.
+        let mut rest = vec![6, 0, 1, 4, 0, 0, 0, 0];
+        rest.extend_from_slice(&tcp);
+        let m = PacketMeta::parse(&v6_frame(1, 0, &rest)).unwrap();
+        assert!(tcp23.matches(&m, 0));
+        assert_eq!(m.vlan_tci, Some(10));
+        assert_eq!(m.inner_vlan_tci, None);
+        // Non-first fragment: no ports, protocol from the fragment header.
+        let mut rest = vec![6, 0, 0, 8, 0, 0, 0, 7];
+        rest.extend_from_slice(&[1, 2, 3]);
+        let m = PacketMeta::parse(&v6_frame(0, 44, &rest)).unwrap();
+        let ip = m.ipv6.unwrap();
+        assert_eq!((ip.proto, ip.frag_offset, ip.l4), (6, 8, None));
+        // ICMPv6 type; a first fragment too short for the ICMPv6 header is malformed.
+        let m = PacketMeta::parse(&v6_frame(0, 58, &[128, 0, 0, 0, 1, 2])).unwrap();
+        assert_eq!(m.icmp_type(), Some(128));
+        assert_eq!(
+            PacketMeta::parse(&v6_frame(0, 44, &[58, 0, 0, 1, 0, 0, 0, 1, 128, 0])),
+            Err(WireError::Truncated { need: 4, have: 2 })
+        );
+        // A payload length past the frame.
+        let mut f = v6_frame(0, 59, &[0; 8]);
+        f.truncate(f.len() - 1);
+        assert!(PacketMeta::parse(&f).is_err());
+    }
+
     proptest! {
         #[test]
         fn parse_never_panics(data in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = PacketMeta::parse(&data);
+        }
+
+        /// As `prefix_parse_equals_full_parse`, for IPv6 with up to two VLAN tags and random
+        /// extension headers (types drawn from the walked ones, random lengths).
+        #[test]
+        fn prefix_parse_equals_full_parse_v6(
+            tags in 0usize..3, chain in proptest::collection::vec((prop_oneof![Just(0u8), Just(43u8), Just(44u8), Just(60u8), Just(51u8)], 0u8..12, any::<u16>()), 0..6),
+            last in prop_oneof![Just(6u8), Just(17u8), Just(58u8), any::<u8>()], doff in 0u8..16,
+            extra in 0u16..1600, rest in proptest::collection::vec(any::<u8>(), 0..1600),
+        ) {
+            let mut body = Vec::new();
+            for (i, &(_, len, frag)) in chain.iter().enumerate() {
+                let next = chain.get(i + 1).map_or(last, |c| c.0);
+                let ty = chain[i].0;
+                let n = match ty { 44 => 8, 51 => (usize::from(len) + 2) * 4, _ => (usize::from(len) + 1) * 8 };
+                let mut h = vec![0u8; n];
+                h[0] = next;
+                if ty == 44 { h[2..4].copy_from_slice(&frag.to_be_bytes()); } else { h[1] = len; }
+                body.extend_from_slice(&h);
+            }
+            let l4_at = body.len();
+            body.extend_from_slice(&rest);
+            if body.len() > l4_at + 12 { body[l4_at + 12] = doff << 4; }
+            let first = chain.first().map_or(last, |c| c.0);
+            let mut f = v6_frame(tags, first, &body);
+            let plen = u16::try_from(l4_at).unwrap_or(u16::MAX).saturating_add(extra);
+            let at = 12 + 4 * tags + 2 + 4;
+            f[at..at + 2].copy_from_slice(&plen.to_be_bytes());
+            let full = PacketMeta::parse(&f);
+            let k = f.len().min(192);
+            prop_assert_eq!(PacketMeta::parse_prefix(&f[..k], f.len()), full);
         }
 
         /// Parsing a private copy of the first 192 bytes (what the core does) gives what

@@ -1,31 +1,53 @@
-//! l3fwd: an IPv4 router over a longest-prefix-match table.
+//! l3fwd: an IPv4 and IPv6 router over longest-prefix-match tables.
 //!
-//! For every frame: Ethernet → IPv4 (checked view, header checksum verified) → LPM lookup of
-//! the destination (netvm-wire's DIR-24-8 [`RouteTable`], routes from a file in netvm-wire's
-//! format, `10.1.0.0/16 <port> [dst-mac <mac>]`) → TTL decrement with an RFC 1624 incremental
-//! checksum update → rewrite the destination MAC if the route gives one (and the source MAC if
-//! `--src-mac` is set) → verdict OUT(port). Everything else is dropped and counted by reason:
-//! not IPv4, malformed, bad header checksum, no route (unless `--default-port`), TTL expired.
+//! For every frame (untagged, one VLAN tag or QinQ; tags are kept): Ethernet →
+//! - IPv4 (checked view, header checksum verified) → LPM lookup of the destination in
+//!   netvm-wire's DIR-24-8 table → TTL decrement with an RFC 1624 incremental checksum update;
+//! - IPv6 (checked view: version, payload length inside the frame) → LPM lookup of the
+//!   destination in netvm-wire's IPv6 multibit trie ([`Lpm6`](netvm_wire::Lpm6), at most 15
+//!   memory accesses, prefixes up to /128) → hop-limit decrement (no checksum covers it);
+//!
+//! then rewrite the destination MAC if the route gives one (and the source MAC if `--src-mac`
+//! is set) → verdict OUT(port). Routes come from one file in netvm-wire's format,
+//! `10.1.0.0/16 <port> [dst-mac <mac>]` or `2001:db8::/32 <port> [dst-mac <mac>]`.
+//! Everything else is dropped and counted by reason: not IP, malformed, bad IPv4 header
+//! checksum, no route (unless `--default-port`), TTL expired (IPv4, TTL ≤ 1), hop limit
+//! expired (IPv6, hop limit ≤ 1). IPv4 options and fragments of either family are routed as
+//! they are; IPv6 extension headers are not looked at (a router forwards them).
+//!
+//! **No ICMP errors**: l3fwd sends no ICMP/ICMPv6 Time Exceeded or Destination Unreachable
+//! (it has no address of its own to send them from); expired and unroutable packets are
+//! dropped silently and only counted.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use netlib_guest::{NfOptions, Packet, PacketHandler, Verdict};
 use netvm_wire::{
-    decrement_ttl_in_place, ethertype, parse_routes, EthernetFrame, Ipv4Packet, LpmConfig,
-    LpmError, MacAddr, NextHop, Route, RouteTable, TtlOutcome,
+    decrement_hop_limit_in_place, decrement_ttl_in_place, ethertype, parse_routes, EthernetFrame,
+    HopLimitOutcome, Ipv4Packet, Ipv6Addr, Ipv6Packet, LpmConfig, LpmError, MacAddr, NextHop,
+    Route, RouteTable, TtlOutcome,
 };
 
 use crate::NfsError;
 
 /// Command line of `l3fwd`.
 #[derive(Clone, Debug, clap::Parser)]
-#[command(name = "l3fwd", version, about = "netvm NF: IPv4 LPM router")]
+#[command(
+    name = "l3fwd",
+    version,
+    about = "netvm NF: IPv4/IPv6 LPM router",
+    long_about = "netvm NF: IPv4/IPv6 LPM router. Routes IPv4 (DIR-24-8) and IPv6 (multibit \
+trie, up to /128) by longest prefix, decrements TTL / hop limit (drops at <= 1), rewrites \
+the next-hop MAC, keeps VLAN tags. It sends no ICMP errors (no Time Exceeded, no \
+Destination Unreachable): expired and unroutable packets are dropped and counted by reason."
+)]
 pub struct Args {
     /// Region and NF name.
     #[command(flatten)]
     pub nf: NfOptions,
-    /// Route file: one `PREFIX PORT [dst-mac MAC]` per line, `#` comments.
+    /// Route file: one `PREFIX PORT [dst-mac MAC]` per line (PREFIX IPv4 like 10.1.0.0/16
+    /// or IPv6 like 2001:db8::/32), `#` comments.
     #[arg(long, value_name = "FILE")]
     pub routes: PathBuf,
     /// Send packets without a route out of this port instead of dropping them.
@@ -39,37 +61,41 @@ pub struct Args {
 /// Why l3fwd dropped a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// The EtherType (after at most one VLAN tag) is not IPv4.
-    NotIpv4,
-    /// The Ethernet or IPv4 header is truncated or inconsistent.
+    /// The EtherType (after at most two VLAN tags) is neither IPv4 nor IPv6.
+    NotIp,
+    /// The Ethernet or IP header is truncated or inconsistent.
     Malformed,
     /// The IPv4 header checksum is wrong.
     BadChecksum,
     /// No route covers the destination and there is no default port.
     NoRoute,
-    /// TTL was 0 or 1.
+    /// IPv4 TTL was 0 or 1.
     TtlExpired,
+    /// IPv6 hop limit was 0 or 1.
+    HopLimitExpired,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 5] = [
-        Self::NotIpv4,
+    pub const ALL: [Self; 6] = [
+        Self::NotIp,
         Self::Malformed,
         Self::BadChecksum,
         Self::NoRoute,
         Self::TtlExpired,
+        Self::HopLimitExpired,
     ];
 
     /// Stable snake_case name.
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
-            Self::NotIpv4 => "not_ipv4",
+            Self::NotIp => "not_ip",
             Self::Malformed => "malformed",
             Self::BadChecksum => "bad_checksum",
             Self::NoRoute => "no_route",
             Self::TtlExpired => "ttl_expired",
+            Self::HopLimitExpired => "hop_limit_expired",
         }
     }
 }
@@ -94,8 +120,10 @@ pub struct L3fwd {
     src_mac: Option<MacAddr>,
     /// Packets forwarded.
     pub forwarded: u64,
+    /// IPv6 packets among them.
+    pub forwarded_v6: u64,
     /// Packets dropped, indexed like [`DropReason::ALL`].
-    pub drops: [u64; 5],
+    pub drops: [u64; 6],
 }
 
 impl L3fwd {
@@ -110,7 +138,8 @@ impl L3fwd {
             default_port,
             src_mac,
             forwarded: 0,
-            drops: [0; 5],
+            forwarded_v6: 0,
+            drops: [0; 6],
         })
     }
 
@@ -132,48 +161,91 @@ impl L3fwd {
         })
     }
 
+    /// Where the IPv6 `dst` goes: the longest matching route, else the default port.
+    #[inline]
+    #[must_use]
+    pub fn lookup_v6(&self, dst: Ipv6Addr) -> Option<NextHop> {
+        self.table.lookup_v6(dst).or_else(|| {
+            self.default_port.map(|port| NextHop {
+                port,
+                dst_mac: None,
+            })
+        })
+    }
+
     /// Routes `frame` in place: see the module docs. Never panics, never allocates.
     #[inline]
     pub fn route(&mut self, frame: &mut [u8]) -> Decision {
-        let d = self.decide(frame);
+        let (d, v6) = self.decide(frame);
         match d {
-            Decision::Forward { .. } => self.forwarded += 1,
+            Decision::Forward { .. } => {
+                self.forwarded += 1;
+                self.forwarded_v6 += u64::from(v6);
+            }
             Decision::Drop(r) => self.drops[r as usize] += 1,
         }
         d
     }
 
-    fn decide(&self, frame: &mut [u8]) -> Decision {
+    fn decide(&self, frame: &mut [u8]) -> (Decision, bool) {
         let (l2, ethertype) = match EthernetFrame::new_checked(&*frame) {
             Ok(eth) => (eth.header_len(), eth.ethertype()),
-            Err(_) => return Decision::Drop(DropReason::Malformed),
+            Err(_) => return (Decision::Drop(DropReason::Malformed), false),
         };
-        if ethertype != ethertype::IPV4 {
-            return Decision::Drop(DropReason::NotIpv4);
-        }
-        let Some(ip_bytes) = frame.get_mut(l2..) else {
-            return Decision::Drop(DropReason::Malformed);
+        let hop = match ethertype {
+            ethertype::IPV4 => self.decide_v4(frame, l2),
+            ethertype::IPV6 => self.decide_v6(frame, l2),
+            _ => return (Decision::Drop(DropReason::NotIp), false),
         };
-        let dst = match Ipv4Packet::new_checked(&*ip_bytes) {
-            Ok(ip) if !ip.verify_checksum() => return Decision::Drop(DropReason::BadChecksum),
-            Ok(ip) => ip.dst(),
-            Err(_) => return Decision::Drop(DropReason::Malformed),
+        let hop = match hop {
+            Ok(h) => h,
+            Err(r) => return (Decision::Drop(r), false),
         };
-        let Some(hop) = self.lookup(dst) else {
-            return Decision::Drop(DropReason::NoRoute);
-        };
-        match decrement_ttl_in_place(ip_bytes) {
-            Ok(TtlOutcome::Forwarded { .. }) => {}
-            Ok(TtlOutcome::Expired { .. }) => return Decision::Drop(DropReason::TtlExpired),
-            Err(_) => return Decision::Drop(DropReason::Malformed),
-        }
         if let Some(mac) = hop.dst_mac {
             frame[..6].copy_from_slice(&mac.0);
         }
         if let Some(mac) = self.src_mac {
             frame[6..12].copy_from_slice(&mac.0);
         }
-        Decision::Forward { port: hop.port }
+        (
+            Decision::Forward { port: hop.port },
+            ethertype == ethertype::IPV6,
+        )
+    }
+
+    /// IPv6: checked view, lookup, hop-limit step (the frame is untouched on a drop).
+    fn decide_v6(&self, frame: &mut [u8], l2: usize) -> Result<NextHop, DropReason> {
+        let Some(ip_bytes) = frame.get_mut(l2..) else {
+            return Err(DropReason::Malformed);
+        };
+        let dst = match Ipv6Packet::new_checked(&*ip_bytes) {
+            Ok(ip) => ip.dst(),
+            Err(_) => return Err(DropReason::Malformed),
+        };
+        let hop = self.lookup_v6(dst).ok_or(DropReason::NoRoute)?;
+        match decrement_hop_limit_in_place(ip_bytes) {
+            Ok(HopLimitOutcome::Forwarded { .. }) => Ok(hop),
+            Ok(HopLimitOutcome::Expired { .. }) => Err(DropReason::HopLimitExpired),
+            Err(_) => Err(DropReason::Malformed),
+        }
+    }
+
+    /// IPv4: checked view, checksum, lookup, TTL step (the frame is untouched on a drop).
+    fn decide_v4(&self, frame: &mut [u8], l2: usize) -> Result<NextHop, DropReason> {
+        let Some(ip_bytes) = frame.get_mut(l2..) else {
+            return Err(DropReason::Malformed);
+        };
+        let dst = match Ipv4Packet::new_checked(&*ip_bytes) {
+            Ok(ip) if !ip.verify_checksum() => return Err(DropReason::BadChecksum),
+            Ok(ip) => ip.dst(),
+            Err(_) => return Err(DropReason::Malformed),
+        };
+        let hop = self.lookup(dst).ok_or(DropReason::NoRoute)?;
+        match decrement_ttl_in_place(ip_bytes) {
+            Ok(TtlOutcome::Forwarded { .. }) => Ok(hop),
+            Ok(TtlOutcome::Expired { .. }) => Err(DropReason::TtlExpired),
+            Err(_) => Err(DropReason::Malformed),
+        }
     }
 
     /// The drop counters, one `reason count` pair per reason.
@@ -184,8 +256,9 @@ impl L3fwd {
             .map(|r| format!("{} {}", r.name(), self.dropped(*r)))
             .collect();
         format!(
-            "l3fwd: forwarded {}; dropped by reason: {}",
+            "l3fwd: forwarded {} (ipv6 {}); dropped by reason: {}",
             self.forwarded,
+            self.forwarded_v6,
             drops.join(", ")
         )
     }
@@ -232,7 +305,71 @@ mod tests {
 10.1.0.0/16    2 dst-mac 02:00:00:00:10:02
 10.1.2.0/24    3
 10.1.2.128/25  4 dst-mac 02:00:00:00:10:04
+2001:db8::/32          5
+2001:db8:1::/48        6 dst-mac 02:00:00:00:10:06
+2001:db8:1:2::7/128    7
 ";
+
+    /// Ethernet (`tags` VLAN tags) + IPv6 to `dst` with hop limit `hl` + 8 bytes of UDP-ish.
+    fn pkt6(tags: usize, dst: &str, hl: u8) -> Vec<u8> {
+        let mut f = vec![0xaa; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        for t in 0..tags {
+            let ty: [u8; 2] = if t == 0 && tags == 2 {
+                [0x88, 0xa8]
+            } else {
+                [0x81, 0x00]
+            };
+            f.extend_from_slice(&ty);
+            f.extend_from_slice(&[0, 10 + u8::try_from(t).unwrap()]);
+        }
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, 17, hl]);
+        f.extend_from_slice(&"2001:db8:ff::1".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&[0, 7, 0, 9, 0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn ipv6_longest_prefix_hop_limit_and_mac() {
+        let mut r = router(None);
+        for (tags, dst, port) in [
+            (0, "2001:db8:9::1", 5),
+            (1, "2001:db8:1:9::1", 6),
+            (2, "2001:db8:1:2::7", 7),
+        ] {
+            let orig = pkt6(tags, dst, 64);
+            let mut f = orig.clone();
+            assert_eq!(r.route(&mut f), Decision::Forward { port }, "{dst}");
+            let l2 = 14 + 4 * tags;
+            assert_eq!(f[l2 + 7], 63);
+            // Only the hop limit (and the MAC for port 6) changed; tags kept.
+            assert_eq!(f[6..l2 + 7], orig[6..l2 + 7]);
+            assert_eq!(f[l2 + 8..], orig[l2 + 8..]);
+            if port == 6 {
+                assert_eq!(&f[..6], &[2, 0, 0, 0, 0x10, 6]);
+            } else {
+                assert_eq!(&f[..6], &orig[..6]);
+            }
+        }
+        for hl in [0, 1] {
+            let orig = pkt6(0, "2001:db8::1", hl);
+            let mut f = orig.clone();
+            assert_eq!(r.route(&mut f), Decision::Drop(DropReason::HopLimitExpired));
+            assert_eq!(f, orig);
+        }
+        let mut f = pkt6(0, "2001:db8::1", 2);
+        assert_eq!(r.route(&mut f), Decision::Forward { port: 5 });
+        assert_eq!(f[14 + 7], 1);
+        let mut f = pkt6(0, "2002::1", 64);
+        assert_eq!(r.route(&mut f), Decision::Drop(DropReason::NoRoute));
+        let mut f = pkt6(0, "2001:db8::1", 64);
+        f.truncate(f.len() - 1);
+        assert_eq!(r.route(&mut f), Decision::Drop(DropReason::Malformed));
+        assert_eq!(r.forwarded_v6, 4);
+        assert_eq!(r.dropped(DropReason::HopLimitExpired), 2);
+        assert!(r.report().contains("hop_limit_expired 2"), "{}", r.report());
+    }
 
     fn router(default: Option<u16>) -> L3fwd {
         L3fwd::new(&parse_routes(ROUTES).unwrap(), default, None).unwrap()
@@ -313,7 +450,7 @@ mod tests {
 
         let mut arp = pkt([10, 1, 1, 1], 64);
         arp[12..14].copy_from_slice(&ethertype::ARP.to_be_bytes());
-        assert_eq!(r.route(&mut arp), Decision::Drop(DropReason::NotIpv4));
+        assert_eq!(r.route(&mut arp), Decision::Drop(DropReason::NotIp));
 
         let mut bad = pkt([10, 1, 1, 1], 64);
         bad[14 + 10] ^= 0xff;
@@ -329,7 +466,7 @@ mod tests {
 
         assert_eq!(r.dropped(DropReason::TtlExpired), 2);
         assert_eq!(r.dropped(DropReason::NoRoute), 1);
-        assert_eq!(r.dropped(DropReason::NotIpv4), 1);
+        assert_eq!(r.dropped(DropReason::NotIp), 1);
         assert_eq!(r.dropped(DropReason::BadChecksum), 1);
         assert_eq!(r.dropped(DropReason::Malformed), 2);
         assert_eq!(r.forwarded, 0);

@@ -1,9 +1,10 @@
 //! monitor: per-flow packet and byte counters; every packet continues (NEXT).
 //!
-//! Flows are IPv4 5-tuples ([`FlowKey`], directional) in a fixed-capacity open-addressing table
+//! Flows are IPv4 or IPv6 5-tuples ([`FlowKey`], directional) in a fixed-capacity open-addressing table
 //! sized at start-up (`--capacity` flows; twice as many slots, linear probing of at most
 //! [`MAX_PROBE`] slots): the per-packet path never allocates. Packets of flows that find no
-//! room are counted as "untracked"; non-IPv4 and malformed frames have their own counters.
+//! room are counted as "untracked"; non-IP (counted as `non_ipv4`, the name kept for its
+//! readers) and malformed frames have their own counters.
 //! The busiest flows are printed every `--interval` seconds and on exit.
 
 use std::fmt::Write as _;

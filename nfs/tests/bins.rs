@@ -120,7 +120,7 @@ fn l3fwd_routes_drops_and_exits_cleanly_on_sigterm() {
     );
     assert!(stdout.contains("packets in 5"), "{stdout}");
     assert!(stdout.contains("dropped 3"), "{stdout}");
-    for want in ["forwarded 2", "ttl_expired 1", "no_route 1", "not_ipv4 1"] {
+    for want in ["forwarded 2", "ttl_expired 1", "no_route 1", "not_ip 1"] {
         assert!(stdout.contains(want), "summary lacks {want}: {stdout}");
     }
     assert_eq!(core.slot_state(1), Some(SlotState::Detached));

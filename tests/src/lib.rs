@@ -516,3 +516,80 @@ pub fn run_fw_l3(tag: &str, fw_domain: &str, l3_domain: &str) -> ChainRun {
         output,
     }
 }
+
+/// What [`run_mixed`] returns.
+pub struct MixedRun {
+    /// The core's final report.
+    pub report: Value,
+    /// The input load.
+    pub load: traffic::MixedLoad,
+    /// Frames the output port wrote.
+    pub output: Vec<Vec<u8>>,
+    /// The firewall's log (its final rule-hit report included).
+    pub fw_log: String,
+    /// l3fwd's log (its drop counters included).
+    pub l3_log: String,
+}
+
+/// As [`run_fw_l3`], on the mixed IPv4/IPv6 load ([`traffic::MixedLoad`]).
+pub fn run_mixed(tag: &str, fw_domain: &str, l3_domain: &str) -> MixedRun {
+    let dir = Scratch::new(tag);
+    let load = traffic::MixedLoad::new();
+    let input = dir.path("in.pcap");
+    let output = dir.path("out.pcap");
+    traffic::write_pcap(&input, &load.bytes());
+    let rules = dir.path("fw.rules");
+    let routes = dir.path("routes");
+    std::fs::write(&rules, traffic::MixedLoad::rules()).expect("rules");
+    std::fs::write(&routes, traffic::MixedLoad::routes(1)).expect("routes");
+    let mut domains = vec![serde_json::json!({"name": "edge", "buffers": 1024})];
+    for d in [fw_domain, l3_domain] {
+        if domains.iter().all(|x| x["name"] != d) {
+            domains.push(serde_json::json!({"name": d, "buffers": 1024}));
+        }
+    }
+    let cfg = serde_json::json!({
+        "name": tag,
+        "workers": [{"cpu": worker_cpu()}],
+        "eal": eal_section(),
+        "domains": domains,
+        "ports": [
+            {"name": "in", "device": format!("net_pcap0,rx_pcap={}", input.display()), "domain": "edge"},
+            {"name": "out", "device": format!("net_pcap1,tx_pcap={}", output.display()), "domain": "edge"}
+        ],
+        "nfs": [
+            {"name": "fw1", "service": "firewall", "domain": fw_domain},
+            {"name": "l3", "service": "l3fwd", "domain": l3_domain}
+        ],
+        "chains": [{"name": "mixed", "match": {"in_port": "in"}, "services": ["firewall", "l3fwd"], "egress": "out"}]
+    });
+    let mut core = Core::start(cfg, dir, &[]);
+    core.spawn_nf(
+        "firewall",
+        "fw1",
+        fw_domain,
+        &["--rules".into(), rules.display().to_string()],
+    );
+    core.spawn_nf(
+        "l3fwd",
+        "l3",
+        l3_domain,
+        &["--routes".into(), routes.display().to_string()],
+    );
+    core.wait_running();
+    let n_in = load.frames.len() as u64;
+    core.wait_stats(Duration::from_secs(60), |s| {
+        s["received"].as_u64() == Some(n_in) && s["in_flight"] == 0
+    });
+    let report = core.shutdown();
+    let output = traffic::read_pcap(&output);
+    let fw_log = std::fs::read_to_string(core.dir.path("fw1.log")).unwrap_or_default();
+    let l3_log = std::fs::read_to_string(core.dir.path("l3.log")).unwrap_or_default();
+    MixedRun {
+        report,
+        load,
+        output,
+        fw_log,
+        l3_log,
+    }
+}

@@ -154,9 +154,10 @@ impl State {
         let key = meta.as_ref().and_then(FlowKey::from_meta);
         let hash = key.as_ref().map_or(0, symmetric_hash);
         let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
-        // Flow cache (exact match on key + in port) in front of the ordered rules.
+        let vlans = meta.as_ref().map_or(0, super::flow::vlan_key);
+        // Flow cache (exact match on key + in port + VLAN IDs) in front of the ordered rules.
         let (chain, slot) = match key {
-            Some(k) => match self.flows.lookup(&k, in_port, hash) {
+            Some(k) => match self.flows.lookup(&k, in_port, vlans, hash) {
                 Some(i) => {
                     self.c.flow_cache_hits += 1;
                     (Some(self.flows.chain(i)), Some(i))
@@ -164,7 +165,10 @@ impl State {
                 None => {
                     self.c.flow_cache_misses += 1;
                     match classify(t, meta.as_ref(), pidx) {
-                        Some(ch) => (Some(ch), Some(self.flows.insert(k, in_port, hash, ch))),
+                        Some(ch) => (
+                            Some(ch),
+                            Some(self.flows.insert(k, in_port, vlans, hash, ch)),
+                        ),
                         None => (None, None),
                     }
                 }
@@ -199,7 +203,7 @@ pub(super) fn copy_headers(m: *mut rte_mbuf, out: &mut [u8; HDR_COPY]) -> usize 
     }
 }
 
-/// Symmetric flow hash of an mbuf's packet (0 for non-IPv4), from a private header copy.
+/// Symmetric flow hash of an mbuf's packet (0 for non-IP), from a private header copy.
 #[inline]
 pub(super) fn packet_hash(m: *mut rte_mbuf) -> u32 {
     let mut hdr = [0u8; HDR_COPY];
@@ -225,5 +229,9 @@ pub(super) fn classify(t: &Tables, meta: Option<&PacketMeta>, in_port: u16) -> O
 }
 
 /// Header bytes the core copies out of shared memory before parsing: every header netvm
-/// parses (Ethernet with a VLAN tag, IPv4 with options, TCP with options) fits in 138 bytes.
+/// parses fits in 186 bytes (Ethernet with two VLAN tags 22, IPv6 40 + at most 64 bytes of
+/// extension headers — `netvm_wire::ipv6::MAX_EXT_BYTES`, a longer chain is a parse error and
+/// a `no_chain` drop — then TCP with options 60; IPv4: 22 + 60 + 60).
 const HDR_COPY: usize = 192;
+const _: () =
+    assert!(22 + netvm_wire::ipv6::HEADER_LEN + netvm_wire::ipv6::MAX_EXT_BYTES + 60 <= HDR_COPY);
