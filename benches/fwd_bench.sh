@@ -89,8 +89,9 @@ printf '%-44s %8s   accounting=%s pools_full=%s\n' "netvm port->l2fwd NF->port (
 printf '%-44s %8s   accounting=%s pools_full=%s\n' "netvm port->l2fwd NF in another domain (copy)" "$NFX" "$OK3" "$FULL3"
 python3 -c "
 p2p,nat,xb,nf=$P2P,$T_NAT,$T_XBUF,$NF1
-print(f'ratio port->port / testpmd native = {p2p/nat:.2f}   (goal >= 0.85)')
-print(f'ratio port->port / testpmd xbuf   = {p2p/xb:.2f}')
+r=lambda a,b: f'{a/b:.2f}' if b else 'n/a (testpmd gave no figure)'
+print(f'ratio port->port / testpmd native = {r(p2p,nat)}   (goal >= 0.85)')
+print(f'ratio port->port / testpmd xbuf   = {r(p2p,xb)}')
 print(f'through one NF = {nf:.2f} Mpps   (goal >= 20)')
 g=lambda mpps: mpps*1e6*($SIZE+20)*8/1e9
 print(f'Gbit/s on the wire ({$SIZE} B + 20 B preamble/IFG): port->port {g(p2p):.1f}, 1 NF zero-copy {g(nf):.1f}, 1 NF crossing {g($NFX):.1f}')

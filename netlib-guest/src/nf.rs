@@ -207,6 +207,16 @@ impl Source {
     }
 
     fn map(&self) -> Result<(Region, Buffers), RegionError> {
+        // A missing domain region is named as such (not as its missing control region).
+        if let Source::Files { region, .. } = self {
+            if let Err(source) = std::fs::metadata(region) {
+                return Err(RegionError::Io {
+                    op: "open",
+                    path: region.clone(),
+                    source,
+                });
+            }
+        }
         let ctl = match self {
             Source::Files { control, .. } => Region::attach_file(control)?,
             Source::Mappings { control, .. } => {

@@ -46,7 +46,10 @@ fn v6_table(n: usize, s: &mut u64) -> (Lpm6, Vec<Ipv6Prefix>) {
             (a | (r128(s) >> 32), 48)
         } else {
             let a = allocs[usize::try_from(splitmix(s) % allocs.len() as u64).unwrap_or(0)];
-            (a | (r128(s) >> 32), 33 + u8::try_from(splitmix(s) % 32).unwrap_or(0))
+            (
+                a | (r128(s) >> 32),
+                33 + u8::try_from(splitmix(s) % 32).unwrap_or(0),
+            )
         };
         let p = Ipv6Prefix::new(Ipv6Addr::from(addr), len).expect("len");
         if t.get(p).is_none() {
@@ -72,8 +75,8 @@ fn v4_table(n: usize, s: &mut u64) -> (Lpm, Vec<Ipv4Prefix>) {
             70..=94 => 16 + u8::try_from(r % 8).unwrap_or(0),
             _ => 25 + u8::try_from(r % 8).unwrap_or(0),
         };
-        let p = Ipv4Prefix::new(Ipv4Addr::from(u32::try_from(r >> 32).unwrap_or(0)), len)
-            .expect("len");
+        let p =
+            Ipv4Prefix::new(Ipv4Addr::from(u32::try_from(r >> 32).unwrap_or(0)), len).expect("len");
         if t.get(p).is_none() && t.insert(p, 1).is_ok() {
             routes.push(p);
         }

@@ -490,13 +490,33 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Builds the table from parsed routes (identical next hops share an id), IPv6 routes
-    /// into an [`Lpm6`] of default size.
+    /// Builds the table from parsed routes (identical next hops share an id): IPv4 routes into
+    /// an [`Lpm`] of `config` with room for at least all of them, IPv6 routes
+    /// into an [`Lpm6`] sized for them (rules: the default 65,536 or their count; groups: the
+    /// default 65,536 or what the routes
+    /// can need at worst (a /128 takes at most 14 new groups; groups are only allocated as
+    /// routes need them), at most [`MAX_GROUPS6`](crate::lpm6::MAX_GROUPS6).
     ///
     /// Errors: any [`LpmError`] from the inserts, or
     /// [`LpmError::TooManyNextHops`].
     pub fn new(routes: &[Route], config: LpmConfig) -> Result<RouteTable, LpmError> {
-        Self::with_v6(routes, config, Lpm6Config::default())
+        let v6 = routes
+            .iter()
+            .filter(|r| matches!(r.prefix, IpPrefix::V6(_)))
+            .count();
+        // Room for every IPv4 route of the file, whatever the configured maximum.
+        let v4 = u32::try_from(routes.len() - v6).unwrap_or(u32::MAX);
+        let config = LpmConfig {
+            max_rules: config.max_rules.max(v4),
+            ..config
+        };
+        let worst = u32::try_from(v6.saturating_mul(14)).unwrap_or(u32::MAX);
+        let d = Lpm6Config::default();
+        let config6 = Lpm6Config {
+            max_rules: d.max_rules.max(u32::try_from(v6).unwrap_or(u32::MAX)),
+            max_groups: d.max_groups.max(worst).min(crate::lpm6::MAX_GROUPS6),
+        };
+        Self::with_v6(routes, config, config6)
     }
 
     /// As [`new`](Self::new), with the IPv6 table's sizes.

@@ -542,10 +542,12 @@ pub fn run_mixed(tag: &str, fw_domain: &str, l3_domain: &str) -> MixedRun {
     let routes = dir.path("routes");
     std::fs::write(&rules, traffic::MixedLoad::rules()).expect("rules");
     std::fs::write(&routes, traffic::MixedLoad::routes(1)).expect("routes");
-    let mut domains = vec![serde_json::json!({"name": "edge", "buffers": 1024})];
+    // Jumbo domains: the load carries frames up to 9,000 bytes.
+    let dom = |d: &str| serde_json::json!({"name": d, "buffers": 1024, "buffer_size": 9216});
+    let mut domains = vec![dom("edge")];
     for d in [fw_domain, l3_domain] {
         if domains.iter().all(|x| x["name"] != d) {
-            domains.push(serde_json::json!({"name": d, "buffers": 1024}));
+            domains.push(dom(d));
         }
     }
     let cfg = serde_json::json!({

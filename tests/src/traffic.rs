@@ -430,6 +430,22 @@ impl MixedLoad {
             Out,
             false,
         );
+        // Jumbo frames (the run's domains carry frames up to 9,216 bytes), routed whole.
+        let big = |n: usize| -> Vec<u8> { (0..n).map(|i| i.to_le_bytes()[0]).collect() };
+        add(
+            "v4 udp 1518 B",
+            v4(0, 17, 1002, 5000, d4, 64, &[], &big(1518 - 14 - 20 - 8)),
+            Dflt,
+            Out,
+            false,
+        );
+        add(
+            "v4 tcp 4000 B",
+            v4(0, 6, 40002, 80, d4, 64, &[], &big(4000 - 14 - 20 - 20)),
+            Dflt,
+            Out,
+            false,
+        );
         add(
             "v4 telnet",
             v4(0, 6, 40001, 23, d4, 64, &[], pl),
@@ -517,6 +533,13 @@ impl MixedLoad {
         add(
             "v6 udp",
             v6(0, 17, 2000, 5000, &d6, 64, &[], 0, pl),
+            Dflt,
+            Out,
+            false,
+        );
+        add(
+            "v6 udp 9000 B, VLAN",
+            v6(1, 17, 2001, 5000, &d6, 64, &[], 0, &big(9000 - 18 - 40 - 8)),
             Dflt,
             Out,
             false,
