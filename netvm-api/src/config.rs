@@ -151,6 +151,13 @@ pub struct PortConfig {
     pub device: String,
     /// Domain whose region receives this port's packets.
     pub domain: String,
+    /// Receive at most this many packets per second from the port (a token bucket in the
+    /// worker that polls it). Meant for generator-like sources (`net_pcap` with
+    /// `infinite_rx=1`, `net_null`), which then simply produce at that rate; on a real NIC the
+    /// excess waits in, and is dropped by, the NIC (`dev_imissed`). Unset: as fast as it comes.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub rx_rate_pps: Option<u64>,
 }
 
 /// Where an NF runs.
@@ -441,6 +448,14 @@ impl Config {
         }
         if self.ports.is_empty() || self.ports.len() > MAX_PORTS {
             return Err(err("ports", format!("need 1 to {MAX_PORTS} ports")));
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.rx_rate_pps == Some(0) {
+                return Err(err(
+                    format!("ports[{i}].rx_rate_pps"),
+                    "must be at least 1 (leave it out for no limit)",
+                ));
+            }
         }
         let mut ports = HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {

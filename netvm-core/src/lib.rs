@@ -221,6 +221,8 @@ pub struct PortRt {
     pub domain: u16,
     /// The DPDK port.
     pub port: Port,
+    /// Packets per second the worker receives from it at most (`None`: unlimited).
+    pub rx_rate_pps: Option<u64>,
 }
 
 impl PortRt {
@@ -423,6 +425,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                 name: p.name.clone(),
                 domain: d,
                 port,
+                rx_rate_pps: p.rx_rate_pps,
             }),
             Err(e) => {
                 drop(ports);

@@ -78,6 +78,8 @@ struct State {
     nfs: Vec<NfLink>,
     txq: Vec<TxQueue>,
     flows: FlowCache,
+    /// Per port: its RX pacer if it is rate-limited (`None`: unlimited).
+    pacers: Vec<Option<rx::Pacer>>,
     c: Box<Counters>,
     rx_buf: [*mut rte_mbuf; BURST],
     ret_buf: [Descriptor; 2 * BURST],
@@ -113,6 +115,14 @@ impl Worker {
             nfs,
             txq,
             flows: FlowCache::new(),
+            pacers: shared
+                .ports
+                .iter()
+                .map(|p| {
+                    p.rx_rate_pps
+                        .map(|r| rx::Pacer::new(r, shared.eal.tsc_hz(), dpdk::rdtsc()))
+                })
+                .collect(),
             c: Box::default(),
             rx_buf: [std::ptr::null_mut(); BURST],
             ret_buf: [Descriptor::default(); 2 * BURST],

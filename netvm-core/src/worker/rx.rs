@@ -4,7 +4,7 @@
 use dpdk::sys::rte_mbuf;
 use netvm_wire::{symmetric_hash, FlowKey, PacketMeta};
 
-use super::State;
+use super::{State, BURST};
 use crate::stats::DropReason;
 use crate::tables::Tables;
 use crate::Shared;
@@ -13,9 +13,28 @@ impl State {
     #[inline]
     pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, pidx: u16) {
         let port = &sh.ports[usize::from(pidx)];
+        // A rate-limited port: receive at most what its token bucket allows now.
+        let want = match self
+            .pacers
+            .get_mut(usize::from(pidx))
+            .and_then(Option::as_mut)
+        {
+            Some(p) => p.allow(dpdk::rdtsc(), BURST),
+            None => BURST,
+        };
+        if want == 0 {
+            return;
+        }
         // SAFETY: this worker is the only poller of queue 0 of this port (ports are assigned to
         // one worker each); every mbuf returned is owned here until freed, sent or handed over.
-        let n = unsafe { port.port.rx_burst_raw(0, &mut self.rx_buf) };
+        let n = unsafe { port.port.rx_burst_raw(0, &mut self.rx_buf[..want]) };
+        if let Some(p) = self
+            .pacers
+            .get_mut(usize::from(pidx))
+            .and_then(Option::as_mut)
+        {
+            p.take(n);
+        }
         if n == 0 {
             return;
         }
@@ -235,3 +254,79 @@ pub(super) fn classify(t: &Tables, meta: Option<&PacketMeta>, in_port: u16) -> O
 const HDR_COPY: usize = 192;
 const _: () =
     assert!(22 + netvm_wire::ipv6::HEADER_LEN + netvm_wire::ipv6::MAX_EXT_BYTES + 60 <= HDR_COPY);
+
+/// A token bucket over the TSC: `rate` packets per second, bursts up to `cap`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pacer {
+    /// Tokens now, in millionths of a packet (integer arithmetic, no drift).
+    micro: u64,
+    /// Most tokens (µ-packets) the bucket holds.
+    cap: u64,
+    /// Last refill, TSC.
+    last: u64,
+    /// µ-packets per TSC cycle × 2^20 (fixed point).
+    per_cycle: u64,
+}
+
+impl Pacer {
+    /// `rate` packets per second at a TSC of `hz`, starting full at TSC `now`.
+    pub(super) fn new(rate: u64, hz: u64, now: u64) -> Self {
+        let per_cycle = (u128::from(rate) * 1_000_000 * (1 << 20) / u128::from(hz.max(1)))
+            .min(u128::from(u64::MAX));
+        // At most one burst, or 1 ms of traffic for fast rates.
+        let cap = (rate / 1000).max(BURST as u64) * 1_000_000;
+        Self {
+            micro: cap,
+            cap,
+            last: now,
+            per_cycle: u64::try_from(per_cycle).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Refills for the time since the last call; how many packets (≤ `max`) may come now.
+    #[inline]
+    pub(super) fn allow(&mut self, now: u64, max: usize) -> usize {
+        let dt = now.saturating_sub(self.last);
+        self.last = now;
+        let add = (u128::from(dt) * u128::from(self.per_cycle)) >> 20;
+        self.micro = u64::try_from(u128::from(self.micro) + add)
+            .unwrap_or(u64::MAX)
+            .min(self.cap);
+        usize::try_from(self.micro / 1_000_000)
+            .unwrap_or(usize::MAX)
+            .min(max)
+    }
+
+    /// Takes `n` packets' tokens.
+    #[inline]
+    pub(super) fn take(&mut self, n: usize) {
+        self.micro = self.micro.saturating_sub(n as u64 * 1_000_000);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pacer;
+
+    #[test]
+    fn pacer_allows_its_rate() {
+        // 1 GHz TSC, 100 kpps: one packet per 10,000 cycles.
+        let hz = 1_000_000_000;
+        let mut p = Pacer::new(100_000, hz, 0);
+        // Starts with a burst's worth (100 = 1 ms at 100 kpps).
+        let first = p.allow(0, 1000);
+        assert_eq!(first, 100);
+        p.take(first);
+        assert_eq!(p.allow(0, 1000), 0);
+        // Over one simulated second in 1 ms steps, exactly 100,000 more.
+        let mut got = 0;
+        for ms in 1..=1000u64 {
+            let n = p.allow(ms * 1_000_000, usize::MAX);
+            p.take(n);
+            got += n;
+        }
+        assert!((99_900..=100_000).contains(&got), "{got}");
+        // Idle for a long time: the bucket is capped, no flood afterwards.
+        assert_eq!(p.allow(10 * hz, usize::MAX), 100);
+    }
+}
