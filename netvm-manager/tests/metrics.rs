@@ -386,7 +386,6 @@ fn prometheus_scrapes_the_cores_transmitted_counter() {
     assert!(status.starts_with("HTTP/1.1 404 "), "{status}");
 
     // A real Prometheus on loopback, its own config and data, scraping every second.
-    let prom_addr = format!("127.0.0.1:{}", free_port());
     let yml = dir.path("prometheus.yml");
     std::fs::write(
         &yml,
@@ -398,15 +397,33 @@ fn prometheus_scrapes_the_cores_transmitted_counter() {
     )
     .unwrap();
     let data = dir.path("prometheus-data");
-    let mut prom = Proc::spawn(
-        &prometheus,
-        &[
-            &format!("--config.file={}", yml.display()),
-            &format!("--storage.tsdb.path={}", data.display()),
-            &format!("--web.listen-address={prom_addr}"),
-        ],
-        dir.path("prometheus.log"),
-    );
+    // The free port may be taken between our probe and its bind: then it exits, and we try
+    // another.
+    let (mut prom, prom_addr) = (0..3)
+        .find_map(|attempt| {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let mut p = Proc::spawn(
+                &prometheus,
+                &[
+                    &format!("--config.file={}", yml.display()),
+                    &format!("--storage.tsdb.path={}", data.display()),
+                    &format!("--web.listen-address={addr}"),
+                ],
+                dir.path(&format!("prometheus-{attempt}.log")),
+            );
+            let ready = poll("Prometheus to be ready", Duration::from_secs(60), || {
+                if !p.running() {
+                    return Some(false);
+                }
+                let (status, _, _) = http_get(&addr, "/-/ready").ok()?;
+                status.contains(" 200 ").then_some(true)
+            });
+            if !ready {
+                println!("NOTE: prometheus on {addr} exited:\n{}", p.log());
+            }
+            ready.then_some((p, addr))
+        })
+        .expect("prometheus did not start in 3 attempts (see the NOTEs above)");
     let q = format!("netvm_transmitted_packets_total{{instance=\"{name}\",job=\"netvm\"}}");
     let scraped = poll(
         "Prometheus to scrape the exporter",
