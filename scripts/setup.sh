@@ -19,6 +19,9 @@ PACKAGES=(
   tshark
   # misc tools used by scripts and tests
   procps iproute2 util-linux
+  # `netvm-manager metrics` tests: promtool checks the exposition, a private prometheus
+  # server (started by the test on loopback, own config and data dir) scrapes it
+  prometheus
 )
 
 missing=()
@@ -34,6 +37,20 @@ if [ "${NETVM_SKIP_APT:-0}" != 1 ] && [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: system packages present"
+fi
+
+# The prometheus package ships a system service (port 9090, data in /var/lib/prometheus) that
+# its postinst starts where the init system lets it. netvm's tests start their own server on a
+# loopback port: keep the system one stopped and disabled when this run installed the package.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus && [ "${NETVM_SKIP_APT:-0}" != 1 ]; then
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl stop prometheus >/dev/null 2>&1 || true
+    systemctl disable prometheus >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
+  echo "setup: prometheus system service stopped and disabled (tests run their own)"
 fi
 
 # Rust toolchain: the machine's rustup toolchain; the static musl-free guest target is the host one.

@@ -71,6 +71,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve an instance's counters to Prometheus: an HTTP server on --listen whose
+    /// `GET /metrics` answers the core's stats in the Prometheus text format (every counter of
+    /// `stats`, per port, NF, chain, verdict and drop/reject reason). Runs until Ctrl-C or
+    /// SIGTERM.
+    Metrics {
+        /// Which instance.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Address to listen on, ADDR:PORT (port 0: any free port; the address in use is
+        /// printed on stderr).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: String,
+    },
     /// Write the demo traffic (mixed UDP/TCP flows, some of which the demo rules deny) to a
     /// pcap file.
     GenPcap {
@@ -201,6 +214,10 @@ pub fn run(cli: Cli) -> Result<u8, ManagerError> {
                 json,
             };
             instance::stats(&target.into(), &opts, &mut std::io::stdout())?;
+            Ok(0)
+        }
+        Command::Metrics { target, listen } => {
+            crate::exporter::serve(&target.into(), &listen)?;
             Ok(0)
         }
         Command::GenPcap {

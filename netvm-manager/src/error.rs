@@ -173,6 +173,15 @@ pub enum ManagerError {
         #[source]
         source: netvm_wire::PcapError,
     },
+    /// The metrics server could not bind its address.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address as given.
+        addr: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A command-line value is out of range.
     #[error("invalid --{arg}: {why}")]
     BadArg {

@@ -362,7 +362,8 @@ pub struct StatsOptions {
     pub json: bool,
 }
 
-fn fetch(socket: &Path) -> Result<Report, ManagerError> {
+/// One stats snapshot from the core listening on `socket`.
+pub fn fetch(socket: &Path) -> Result<Report, ManagerError> {
     control::request::<StatsAnswer>(socket, &Request::Stats, REQUEST_TIMEOUT)
         .map(|a| a.stats)
         .map_err(|source| ManagerError::Control {
@@ -371,13 +372,9 @@ fn fetch(socket: &Path) -> Result<Report, ManagerError> {
         })
 }
 
-/// `stats [--watch]`: counters, rates since start; with `--watch` a table per interval with
-/// rates over the last interval. Output goes to `out`.
-pub fn stats(
-    target: &Target,
-    opts: &StatsOptions,
-    out: &mut dyn std::io::Write,
-) -> Result<(), ManagerError> {
+/// The control socket and the name of the instance `target` names: from its state file, else
+/// the run directory's `control.sock` and the directory's name (a core started by hand).
+pub fn locate(target: &Target) -> Result<(PathBuf, String), ManagerError> {
     let run_dir = target.run_dir()?;
     let st = State::load(&run_dir)?;
     let socket = st
@@ -391,6 +388,17 @@ pub fn stats(
         },
         |s| s.name.clone(),
     );
+    Ok((socket, name))
+}
+
+/// `stats [--watch]`: counters, rates since start; with `--watch` a table per interval with
+/// rates over the last interval. Output goes to `out`.
+pub fn stats(
+    target: &Target,
+    opts: &StatsOptions,
+    out: &mut dyn std::io::Write,
+) -> Result<(), ManagerError> {
+    let (socket, name) = locate(target)?;
     let w = |out: &mut dyn std::io::Write, s: &str| {
         let _ = out.write_all(s.as_bytes());
         let _ = out.flush();

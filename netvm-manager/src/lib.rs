@@ -16,6 +16,8 @@
 //! * [`control`]: the client side of the core's control socket (typed requests and answers
 //!   from `netvm_api::protocol`).
 //! * [`report`]: the core's report, rates, live displays and the final summary.
+//! * [`metrics`]: the report in the Prometheus text format; [`exporter`]: `metrics`, the small
+//!   HTTP server that serves it on `/metrics`.
 //! * [`pcapgen`]: the demo's traffic.
 //!
 //! * [`vm`]: `kind: "vm"` NFs — the guest image, KVM/TCG detection, the QEMU command line
@@ -32,8 +34,10 @@ pub mod check;
 pub mod cli;
 pub mod control;
 pub mod error;
+pub mod exporter;
 pub mod hugepages;
 pub mod instance;
+pub mod metrics;
 pub mod pcapgen;
 pub mod proc;
 pub mod programs;
