@@ -4,7 +4,7 @@
 # domains (port + firewall in "edge", l3fwd + egress port in "core": one copy per packet),
 # with a live progress line and a final summary (rates, drops by reason and by firewall rule,
 # the accounting check). Two cases, each labelled:
-#   1. healthy: the source paced at 500 kpps (examples/demo.json, `rx_rate_pps`), a rate the
+#   1. healthy: the source paced at 400 kpps (examples/demo.json, `rx_rate_pps`), a rate the
 #      two NFs sustain on one CPU: the only drops are the firewall's intended denials;
 #   2. overload: the same chain with the source unpaced (examples/demo-overload.json): the NFs
 #      cannot keep up, and the excess is dropped as `ring_full` before it costs them anything.
@@ -18,7 +18,7 @@ cargo build --release --workspace
 # The demo's traffic: 32 mixed UDP/TCP flows, 12 of them denied by examples/demo-fw.rules.
 target/release/netvm-manager gen-pcap examples/demo.pcap
 secs=${NETVM_DEMO_SECONDS:-10}
-echo "=== demo 1/2: healthy chain, source paced at 500 kpps (examples/demo.json)"
+echo "=== demo 1/2: healthy chain, source paced at 400 kpps (examples/demo.json)"
 target/release/netvm-manager up examples/demo.json --duration "$secs"
 echo
 echo "=== demo 2/2: overload, the same chain with the source unpaced (examples/demo-overload.json)"
