@@ -59,8 +59,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The control socket of `target`: from its state file, else `RUN_DIR/control.sock`.
 fn socket_of(target: &Target) -> Result<PathBuf, ManagerError> {
     let run_dir = target.run_dir()?;
-    let socket = State::load(&run_dir)?
-        .map_or_else(|| run_dir.join("control.sock"), |s| s.socket.clone());
+    let socket =
+        State::load(&run_dir)?.map_or_else(|| run_dir.join("control.sock"), |s| s.socket.clone());
     if !socket.exists() {
         return Err(ManagerError::NotRunning {
             why: format!("no control socket {} (is `up` running?)", socket.display()),
@@ -76,7 +76,10 @@ fn capture_err(at: &CapturePoint, socket: &Path, e: ControlError) -> ManagerErro
             why: error,
         },
         ControlError::Connect(source) => ManagerError::NotRunning {
-            why: format!("control socket {} does not answer ({source})", socket.display()),
+            why: format!(
+                "control socket {} does not answer ({source})",
+                socket.display()
+            ),
         },
         source => ManagerError::Control {
             socket: socket.to_path_buf(),

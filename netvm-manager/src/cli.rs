@@ -261,21 +261,20 @@ pub fn run(cli: Cli) -> Result<u8, ManagerError> {
                     run_dir: a.run_dir,
                 },
             };
-            let at = a.at.parse().map_err(|e: netvm_api::capture::BadCapturePoint| {
-                ManagerError::BadArg {
-                    arg: "at",
-                    why: e.to_string(),
-                }
-            })?;
+            let at =
+                a.at.parse()
+                    .map_err(
+                        |e: netvm_api::capture::BadCapturePoint| ManagerError::BadArg {
+                            arg: "at",
+                            why: e.to_string(),
+                        },
+                    )?;
             let filter = a
                 .filter
                 .as_deref()
                 .map(netvm_api::capture::parse_filter)
                 .transpose()
-                .map_err(|why| ManagerError::BadArg {
-                    arg: "filter",
-                    why,
-                })?;
+                .map_err(|why| ManagerError::BadArg { arg: "filter", why })?;
             let opts = crate::capture::CaptureOptions {
                 at,
                 filter,
