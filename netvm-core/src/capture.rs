@@ -76,7 +76,7 @@ unsafe impl Send for CaptureRing {}
 impl CaptureRing {
     /// A ring of `slots` (a power of two) slots of `slot_bytes` bytes each; returns its two
     /// ends.
-    pub fn new(slots: usize, slot_bytes: usize) -> (RingProducer, RingConsumer) {
+    pub fn pair(slots: usize, slot_bytes: usize) -> (RingProducer, RingConsumer) {
         assert!(
             slots.is_power_of_two(),
             "capture ring slots must be a power of two"
@@ -385,6 +385,8 @@ impl Session {
 }
 
 #[cfg(test)]
+// Test data is made by deliberately truncating wider integers.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -409,7 +411,7 @@ mod tests {
 
     #[test]
     fn full_ring_counts_drops_and_never_overwrites() {
-        let (mut p, mut c) = CaptureRing::new(4, 8);
+        let (mut p, mut c) = CaptureRing::pair(4, 8);
         for k in 0..6u8 {
             let ok = push_bytes(&mut p, u64::from(k), &[k; 12]);
             assert_eq!(ok, k < 4);
@@ -433,7 +435,7 @@ mod tests {
         /// capacity 8 that refuses, and counts, pushes when full).
         #[test]
         fn behaves_like_a_bounded_queue(ops in proptest::collection::vec((any::<bool>(), 0usize..20), 1..300)) {
-            let (mut p, mut c) = CaptureRing::new(8, 16);
+            let (mut p, mut c) = CaptureRing::pair(8, 16);
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
             let mut dropped = 0u64;
             for (k, (is_push, len)) in ops.into_iter().enumerate() {
@@ -458,7 +460,7 @@ mod tests {
 
     #[test]
     fn two_threads_keep_order_and_bytes() {
-        let (mut p, mut c) = CaptureRing::new(64, 32);
+        let (mut p, mut c) = CaptureRing::pair(64, 32);
         const N: u64 = 200_000;
         let prod = std::thread::spawn(move || {
             let mut sent = Vec::new();

@@ -810,7 +810,7 @@ fn capture_start(
     let slots = crate::capture::ring_slots(slot_bytes);
     let mut rings = Vec::new();
     for (w, q) in sh.commands.iter().enumerate() {
-        let (prod, cons) = CaptureRing::new(slots, slot_bytes);
+        let (prod, cons) = CaptureRing::pair(slots, slot_bytes);
         let tap = Tap {
             id,
             kind,

@@ -419,6 +419,8 @@ pub fn read(bytes: &[u8]) -> Result<Pcapng, PcapngError> {
 }
 
 #[cfg(test)]
+// Test data is made by deliberately truncating wider integers.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

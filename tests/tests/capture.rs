@@ -237,7 +237,8 @@ fn capture_at_fw_out_is_exactly_what_the_firewall_passed() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_nanos() as u64;
+        .as_nanos();
+    let now = u64::try_from(now).unwrap();
     let mut last = 0;
     for (i, (p, want)) in pc.packets.iter().zip(&passed).enumerate() {
         assert_eq!(
