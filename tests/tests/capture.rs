@@ -7,8 +7,8 @@
 //!   SIGINT (Ctrl-C) once every packet is accounted for.
 //! * `port_rx_capture_with_filter_count_and_snaplen_to_a_pipe`: `--at port:in:rx` with a
 //!   filter, `-c`, `--snaplen` and `-w -` (the pcapng read from the manager's stdout and piped
-//!   into `tshark -r -`); and the one-line errors (unknown NF or port, bad filter, a second
-//!   capture, no instance).
+//!   into `tshark -r -`); the one-line errors (unknown NF or port, bad filter, a second
+//!   capture, no instance); a killed manager's capture ends with its connection.
 
 use std::io::Read;
 use std::path::Path;
@@ -375,6 +375,31 @@ fn port_rx_capture_with_filter_count_and_snaplen_to_a_pipe() {
         err.starts_with("netvm-manager: no running instance: no control socket"),
         "{err}"
     );
+
+    // A capture whose manager is killed (no chance to stop it) ends with its connection.
+    let mut killed = Proc::spawn(
+        "capture-killed",
+        &bin("netvm-manager"),
+        &[
+            "capture".into(),
+            "--run-dir".into(),
+            run_dir.clone(),
+            "--at".into(),
+            "fw1:in".into(),
+            "-w".into(),
+            "/dev/null".into(),
+        ],
+        core.dir.path("killed.log"),
+        &[],
+    );
+    wait_log(&mut killed, "capturing at fw1:in", Duration::from_secs(10));
+    killed.signal(libc::SIGKILL);
+    killed.wait_timeout(Duration::from_secs(5));
+    let end = Instant::now() + Duration::from_secs(5);
+    while !core.core.log_text().contains("ended with its connection") {
+        assert!(Instant::now() < end, "{}", core.core.log_text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // `-w -`: the pcapng comes on stdout.
     let stderr_log = core.dir.path("capture.log");
