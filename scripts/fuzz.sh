@@ -18,7 +18,9 @@ done
 i=0
 for r in '{"cmd":"status"}' '{"cmd":"stats"}' '{"cmd":"shutdown"}' '{"cmd":"detach","nf":"fw1"}' \
     '{"cmd":"attach","nf":"fw1"}' '{"cmd":"gone","nf":"fw1"}' \
-    '{"cmd":"set_chains","chains":[{"name":"c","services":["fw"],"egress":"out","match":{"in_port":"in","dst":"10.0.0.0/8","proto":"udp","dst_port":"53-60"}}]}'; do
+    '{"cmd":"set_chains","chains":[{"name":"c","services":["fw"],"egress":"out","match":{"in_port":"in","dst":"10.0.0.0/8","proto":"udp","dst_port":"53-60"}}]}' \
+    '{"cmd":"capture_start","at":"port:in:rx","filter":{"proto":"udp","dst_port":"53"},"snaplen":96,"count":10}' \
+    '{"cmd":"capture_read","max":64}' '{"cmd":"capture_stop"}'; do
     printf '%s\n' "$r" > "$corpus/control_request/seed$i.json"
     i=$((i + 1))
 done

@@ -9,7 +9,8 @@
 //!   the names its maps are keyed by ([`DropReason`](report::DropReason),
 //!   [`verdict_idx`](report::verdict_idx));
 //! * [`protocol`]: the control socket's typed requests ([`Request`](protocol::Request)) and
-//!   answers, one JSON object per line each way.
+//!   answers, one JSON object per line each way;
+//! * [`capture`]: capture points, the capture filter syntax, captured frames in answers.
 //!
 //! What it is not: no DPDK, no shared memory, no I/O beyond reading a config file. `netvm-core`
 //! re-exports [`config`] and builds reports and answers from these types; `netvm-manager` and
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod buffer;
+pub mod capture;
 pub mod config;
 pub mod protocol;
 pub mod report;

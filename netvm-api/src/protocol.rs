@@ -15,6 +15,17 @@
 //! * `{"cmd":"gone","nf":NAME}` → [`Answer`]: the NF's process or guest has exited (the manager
 //!   saw it): reclaim its buffers now and reserve its slot again.
 //! * `{"cmd":"shutdown"}` → [`Answer`]: stops the core.
+//! * `{"cmd":"capture_start","at":"fw1:out","filter":{…},"snaplen":N,"count":C}` →
+//!   [`CaptureStartAnswer`]: starts copying the frames that pass a [`CapturePoint`] and match
+//!   `filter` (a chain `match`; optional) into the core's capture rings, at most `count`
+//!   (optional) frames of at most `snaplen` bytes each (default and maximum
+//!   [`MAX_SNAPLEN`](crate::capture::MAX_SNAPLEN)). One capture at a time per core; it
+//!   belongs to the connection that started it and stops when that connection closes.
+//! * `{"cmd":"capture_read","max":N}` → [`CaptureReadAnswer`]: up to `N` (default and
+//!   maximum [`MAX_READ_BATCH`](crate::capture::MAX_READ_BATCH)) captured frames, base64,
+//!   with the capture's counts and whether it is over.
+//! * `{"cmd":"capture_stop"}` → [`CaptureStopAnswer`]: no more frames are copied (every worker
+//!   has let go when it answers); frames not read yet can still be read until `done`.
 //!
 //! Every answer has `"ok": true|false` and, when false, `"error"` (an [`Answer`]); a refused
 //! request of any kind is answered that way. Unknown fields are ignored on both sides.
@@ -28,7 +39,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::ChainConfig;
+pub use crate::capture::{
+    CapturePoint, CaptureReadAnswer, CaptureStartAnswer, CaptureStopAnswer, CapturedPacket,
+};
+use crate::config::{ChainConfig, MatchConfig};
 use crate::report::Report;
 
 /// A request to the core.
@@ -61,10 +75,32 @@ pub enum Request {
     },
     /// Stop the core.
     Shutdown,
+    /// Start capturing at a point.
+    CaptureStart {
+        /// Where.
+        at: CapturePoint,
+        /// Only frames matching this (chain match syntax); all when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<MatchConfig>,
+        /// Bytes copied per frame at most (default: the whole frame).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snaplen: Option<u32>,
+        /// Stop copying after this many frames.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+    },
+    /// Read captured frames.
+    CaptureRead {
+        /// At most this many.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<u32>,
+    },
+    /// Stop the capture.
+    CaptureStop,
 }
 
 /// Every command, with the argument it requires (if any).
-const COMMANDS: [(&str, Option<&str>); 7] = [
+const COMMANDS: [(&str, Option<&str>); 10] = [
     ("status", None),
     ("stats", None),
     ("detach", Some("nf")),
@@ -72,6 +108,9 @@ const COMMANDS: [(&str, Option<&str>); 7] = [
     ("set_chains", Some("chains")),
     ("gone", Some("nf")),
     ("shutdown", None),
+    ("capture_start", Some("at")),
+    ("capture_read", None),
+    ("capture_stop", None),
 ];
 
 /// What is wrong with a request line; its message is what the core sends back as `"error"`.
@@ -87,7 +126,7 @@ pub enum RequestError {
     #[error("missing \"cmd\"")]
     MissingCmd,
     /// A command the core does not know.
-    #[error("unknown command {cmd:?} (known: status, stats, detach, attach, set_chains, gone, shutdown)")]
+    #[error("unknown command {cmd:?} (known: status, stats, detach, attach, set_chains, gone, shutdown, capture_start, capture_read, capture_stop)")]
     UnknownCmd {
         /// The command as given.
         cmd: String,
@@ -123,6 +162,9 @@ impl Request {
             Self::SetChains { .. } => "set_chains",
             Self::Gone { .. } => "gone",
             Self::Shutdown => "shutdown",
+            Self::CaptureStart { .. } => "capture_start",
+            Self::CaptureRead { .. } => "capture_read",
+            Self::CaptureStop => "capture_stop",
         }
     }
 
@@ -326,6 +368,46 @@ mod tests {
             assert_eq!(req.to_line(), want);
             assert_eq!(Request::parse(want).unwrap().to_line(), want);
         }
+    }
+
+    #[test]
+    fn capture_requests() {
+        let line = r#"{"cmd":"capture_start","at":"fw1:out","filter":{"proto":"udp"},"snaplen":96,"count":10}"#;
+        let req = Request::parse(line).unwrap();
+        let Request::CaptureStart {
+            at,
+            filter,
+            snaplen,
+            count,
+        } = &req
+        else {
+            panic!("{req:?}");
+        };
+        assert_eq!(at, &CapturePoint::NfOut("fw1".into()));
+        assert_eq!(filter.as_ref().unwrap().proto.as_deref(), Some("udp"));
+        assert_eq!((*snaplen, *count), (Some(96), Some(10)));
+        let again = Request::parse(&req.to_line()).unwrap();
+        assert_eq!(again.to_line(), req.to_line());
+        let min = r#"{"cmd":"capture_start","at":"port:in:rx"}"#;
+        assert_eq!(Request::parse(min).unwrap().to_line(), min);
+        for l in [
+            r#"{"cmd":"capture_read"}"#,
+            r#"{"cmd":"capture_read","max":5}"#,
+            r#"{"cmd":"capture_stop"}"#,
+        ] {
+            assert_eq!(Request::parse(l).unwrap().to_line(), l);
+        }
+        let e = Request::parse(r#"{"cmd":"capture_start","at":"fw1"}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("at: capture point \"fw1\": expected"),
+            "{e}"
+        );
+        let e = Request::parse(r#"{"cmd":"capture_start"}"#).unwrap_err();
+        assert_eq!(e.to_string(), "missing \"at\"");
+        let e = Request::parse(r#"{"cmd":"capture_start","at":"x:in","filter":{"speed":1}}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown field `speed`"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! * `{"cmd":"gone","nf":NAME}` → the NF's process or guest has exited (the manager saw it):
 //!   reclaim its buffers now and reserve its slot again.
 //! * `{"cmd":"shutdown"}` → stops the core.
+//! * `{"cmd":"capture_start",…}`, `{"cmd":"capture_read"}`, `{"cmd":"capture_stop"}` → packet
+//!   capture ([`crate::capture`]): one at a time, owned by the connection that started it
+//!   (closing that connection stops it).
 //!
 //! Every answer has `"ok": true|false` and, when false, `"error"`. The requests and answers
 //! are typed in `netvm_api::protocol`; [`handle`] parses a line into its `Request`.
@@ -28,12 +31,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use netvm_api::capture::{MAX_READ_BATCH, MAX_SNAPLEN};
+use netvm_api::config::MatchConfig;
 use netvm_api::protocol::{
-    Answer, NfStatus, PortStatus, RegionStatus, Request, SetChainsAnswer, StatsAnswer, StatusAnswer,
+    Answer, CapturePoint, CaptureReadAnswer, CaptureStartAnswer, CaptureStopAnswer, NfStatus,
+    PortStatus, RegionStatus, Request, SetChainsAnswer, StatsAnswer, StatusAnswer,
 };
 use netvm_shm::SlotState;
 use serde_json::{json, Value};
 
+use crate::capture::{CaptureRing, Session, SessionShared, Tap, TapKind};
 use crate::stats::{Counters, DropReason, NfReport, PortReport, Report};
 use crate::worker::Command;
 use crate::{fault, id32, nf_state, CoreError, Shared};
@@ -321,7 +328,17 @@ impl Supervisor {
     }
 }
 
+/// Control connections so far (each gets an id: a capture belongs to the one that started it).
+static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn serve(sh: &Shared, stream: UnixStream) {
+    let conn = CONNECTIONS.fetch_add(1, Ordering::Relaxed) + 1;
+    serve_conn(sh, stream, conn);
+    // A capture whose client went away (exited, killed, lost) stops now: nobody reads it.
+    crate::control::capture_release(sh, conn);
+}
+
+fn serve_conn(sh: &Shared, stream: UnixStream, conn: u64) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
     let Ok(mut w) = stream.try_clone() else {
         return;
@@ -335,7 +352,7 @@ fn serve(sh: &Shared, stream: UnixStream) {
         match r.read_line(&mut line) {
             Ok(0) => return,
             Ok(_) => {
-                let answer = handle(sh, line.trim());
+                let answer = handle_on(sh, line.trim(), conn);
                 line.clear();
                 if writeln!(w, "{answer}").is_err() {
                     return;
@@ -362,8 +379,14 @@ fn answer(a: &impl serde::Serialize) -> Value {
     )
 }
 
-/// Handles one request line.
+/// Handles one request line (from no particular connection: a capture it starts stops only
+/// when asked).
 pub fn handle(sh: &Shared, line: &str) -> Value {
+    handle_on(sh, line, 0)
+}
+
+/// Handles one request line that came on connection `conn`.
+pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
     let req = match Request::parse(line) {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
@@ -464,6 +487,23 @@ pub fn handle(sh: &Shared, line: &str) -> Value {
                 }
             }
             Err(e) => e,
+        },
+        Request::CaptureStart {
+            at,
+            filter,
+            snaplen,
+            count,
+        } => match capture_start(sh, conn, at, filter.as_ref(), snaplen, count) {
+            Ok(a) => answer(&a),
+            Err(e) => fail(e),
+        },
+        Request::CaptureRead { max } => match capture_read(sh, max) {
+            Ok(a) => answer(&a),
+            Err(e) => fail(e),
+        },
+        Request::CaptureStop => match capture_stop(sh) {
+            Ok(a) => answer(&a),
+            Err(e) => fail(e),
         },
         Request::SetChains { chains } => {
             let mut cfg = sh.config.clone();
@@ -631,5 +671,263 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         ring_corrupt: c.ring_corrupt,
         held_at_shutdown: BTreeMap::new(),
         pools_full: None,
+    }
+}
+
+/// How long `capture_stop` waits for every worker to let go of its tap.
+const CAPTURE_STOP_WAIT: Duration = Duration::from_secs(1);
+
+fn lock_capture(sh: &Shared) -> std::sync::MutexGuard<'_, Option<Session>> {
+    sh.capture.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Resolves a capture point to (kind, NF or port index) and describes it.
+fn resolve_point(sh: &Shared, at: &CapturePoint) -> Result<(TapKind, u16, String), String> {
+    let inst = &sh.config.name;
+    let nf = |name: &str| {
+        sh.nfs
+            .iter()
+            .position(|n| n.info.name == name)
+            .map(|i| (crate::id16(i), &sh.nfs[i]))
+            .ok_or_else(|| {
+                let names: Vec<&str> = sh.nfs.iter().map(|n| n.info.name.as_str()).collect();
+                format!("no NF named {name:?} (NFs: {})", names.join(", "))
+            })
+    };
+    let port = |name: &str| {
+        sh.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| (crate::id16(i), &sh.ports[i]))
+            .ok_or_else(|| {
+                let names: Vec<&str> = sh.ports.iter().map(|p| p.name.as_str()).collect();
+                format!("no port named {name:?} (ports: {})", names.join(", "))
+            })
+    };
+    let nf_desc = |n: &crate::NfRt| {
+        format!(
+            "NF {} (service {}, domain {})",
+            n.info.name,
+            n.info.service,
+            sh.domains[usize::from(n.domain)].name
+        )
+    };
+    Ok(match at {
+        CapturePoint::NfIn(name) => {
+            let (i, n) = nf(name)?;
+            let d = format!("netvm {inst}: frames delivered to {}", nf_desc(n));
+            (TapKind::NfIn, i, d)
+        }
+        CapturePoint::NfOut(name) => {
+            let (i, n) = nf(name)?;
+            let d = format!(
+                "netvm {inst}: frames {} passes on (verdict next, service or out), as returned",
+                nf_desc(n)
+            );
+            (TapKind::NfOut, i, d)
+        }
+        CapturePoint::NfDrop(name) => {
+            let (i, n) = nf(name)?;
+            let d = format!("netvm {inst}: frames {} drops (verdict drop)", nf_desc(n));
+            (TapKind::NfDrop, i, d)
+        }
+        CapturePoint::PortRx(name) => {
+            let (i, p) = port(name)?;
+            let d = format!(
+                "netvm {inst}: frames received on port {} ({})",
+                p.name,
+                p.port.devargs()
+            );
+            (TapKind::PortRx, i, d)
+        }
+        CapturePoint::PortTx(name) => {
+            let (i, p) = port(name)?;
+            let d = format!(
+                "netvm {inst}: frames handed to port {} ({}) for sending",
+                p.name,
+                p.port.devargs()
+            );
+            (TapKind::PortTx, i, d)
+        }
+    })
+}
+
+/// `capture_start`: resolves and checks everything, then hands every worker a tap.
+fn capture_start(
+    sh: &Shared,
+    conn: u64,
+    at: CapturePoint,
+    filter: Option<&MatchConfig>,
+    snaplen: Option<u32>,
+    count: Option<u64>,
+) -> Result<CaptureStartAnswer, String> {
+    let (kind, idx, description) = resolve_point(sh, &at)?;
+    let port_ids = |name: &str| {
+        sh.config
+            .ports
+            .iter()
+            .position(|p| p.name == name)
+            .and_then(|i| u16::try_from(i).ok())
+    };
+    let filter = filter
+        .map(|m| crate::tables::compile_match(m, &port_ids, &|f| format!("filter.{f}")))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let largest = sh
+        .config
+        .domains
+        .iter()
+        .map(|d| d.buffer_size)
+        .max()
+        .unwrap_or(MAX_SNAPLEN);
+    let snaplen = match snaplen {
+        None => largest.min(MAX_SNAPLEN),
+        Some(n) if (1..=MAX_SNAPLEN).contains(&n) => n,
+        Some(n) => return Err(format!("snaplen {n}: must be 1..={MAX_SNAPLEN}")),
+    };
+    if count == Some(0) {
+        return Err("count 0: must be at least 1".into());
+    }
+    let mut guard = lock_capture(sh);
+    if let Some(s) = guard.as_ref() {
+        return Err(format!(
+            "a capture is already running at {} (id {}); one at a time: stop it first",
+            s.at, s.id
+        ));
+    }
+    let id = sh.capture_ids.fetch_add(1, Ordering::Relaxed) + 1;
+    let shared = Arc::new(SessionShared {
+        remaining: std::sync::atomic::AtomicU64::new(count.unwrap_or(u64::MAX)),
+        released: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let max_dev = sh.ports.iter().map(|p| p.port.id()).max().unwrap_or(0);
+    let mut port_index = vec![u16::MAX; usize::from(max_dev) + 1];
+    for (i, p) in sh.ports.iter().enumerate() {
+        port_index[usize::from(p.port.id())] = crate::id16(i);
+    }
+    let port_index: Arc<[u16]> = port_index.into();
+    let slot_bytes = snaplen as usize;
+    let slots = crate::capture::ring_slots(slot_bytes);
+    let mut rings = Vec::new();
+    for (w, q) in sh.commands.iter().enumerate() {
+        let (prod, cons) = CaptureRing::pair(slots, slot_bytes);
+        let tap = Tap {
+            id,
+            kind,
+            idx,
+            filter: filter.clone(),
+            snaplen: slot_bytes,
+            limited: count.is_some(),
+            ring: prod,
+            shared: Arc::clone(&shared),
+            port_index: Arc::clone(&port_index),
+        };
+        if q.push(Command::CaptureStart(Box::new(tap))).is_err() {
+            // Undo on the workers that got it (their queues had room a moment ago).
+            for q in &sh.commands[..w] {
+                let _ = q.push(Command::CaptureStop(id));
+            }
+            return Err(format!("worker {w}'s command queue is full; try again"));
+        }
+        rings.push(cons);
+    }
+    *guard = Some(Session {
+        id,
+        at: at.clone(),
+        owner: conn,
+        rings,
+        shared,
+        limit: count,
+        stopping: false,
+        stop_pending: Vec::new(),
+    });
+    drop(guard);
+    eprintln!(
+        "netvm-core: capture {id} started at {at} (snaplen {snaplen}{})",
+        count.map_or(String::new(), |c| format!(", at most {c} frames"))
+    );
+    Ok(CaptureStartAnswer {
+        ok: true,
+        id,
+        at: at.to_string(),
+        snaplen,
+        description,
+    })
+}
+
+/// Asks every worker (still to be told) to drop the session's tap.
+fn send_stops(sh: &Shared, s: &mut Session) {
+    if !s.stopping {
+        s.stopping = true;
+        s.stop_pending = (0..sh.commands.len()).collect();
+    }
+    s.stop_pending
+        .retain(|&w| sh.commands[w].push(Command::CaptureStop(s.id)).is_err());
+}
+
+/// `capture_read`: a batch of frames; the session ends when it is over and drained.
+fn capture_read(sh: &Shared, max: Option<u32>) -> Result<CaptureReadAnswer, String> {
+    let mut guard = lock_capture(sh);
+    let s = guard.as_mut().ok_or("no capture is running")?;
+    if s.stopping && !s.stop_pending.is_empty() {
+        send_stops(sh, s);
+    }
+    let max = max.unwrap_or(MAX_READ_BATCH).clamp(1, MAX_READ_BATCH);
+    // Over before the read: every frame it will ever have is in the rings now.
+    let over = s.finished(sh.started.get().is_some());
+    let packets = s.read(max as usize);
+    let done = over && s.drained();
+    let a = CaptureReadAnswer {
+        ok: true,
+        packets,
+        captured: s.captured(),
+        dropped: s.dropped(),
+        done,
+    };
+    if done {
+        // Over by its count: the workers still hold exhausted taps; let them go.
+        send_stops(sh, s);
+        eprintln!(
+            "netvm-core: capture {} at {} over: {} frames, {} dropped",
+            s.id, s.at, a.captured, a.dropped
+        );
+        *guard = None;
+    }
+    Ok(a)
+}
+
+/// `capture_stop`: no more frames are copied once every worker has let go (waited for, up to
+/// [`CAPTURE_STOP_WAIT`]); what was copied stays readable.
+fn capture_stop(sh: &Shared) -> Result<CaptureStopAnswer, String> {
+    let end = Instant::now() + CAPTURE_STOP_WAIT;
+    loop {
+        let mut guard = lock_capture(sh);
+        let s = guard.as_mut().ok_or("no capture is running")?;
+        send_stops(sh, s);
+        if s.finished(sh.started.get().is_some()) || Instant::now() >= end {
+            return Ok(CaptureStopAnswer {
+                ok: true,
+                captured: s.captured(),
+                dropped: s.dropped(),
+            });
+        }
+        drop(guard);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Connection `conn` closed: a capture it started stops and is forgotten.
+pub fn capture_release(sh: &Shared, conn: u64) {
+    let mut guard = lock_capture(sh);
+    if let Some(s) = guard.as_mut().filter(|s| s.owner == conn) {
+        send_stops(sh, s);
+        eprintln!(
+            "netvm-core: capture {} at {} ended with its connection: {} frames, {} dropped",
+            s.id,
+            s.at,
+            s.captured(),
+            s.dropped()
+        );
+        *guard = None;
     }
 }

@@ -11,6 +11,8 @@
 //! * [`worker`]: the run-to-completion hot loop and every check of NF input.
 //! * [`stats`]: counters and the consistent snapshot behind the accounting identity.
 //! * [`control`]: the Unix control socket (JSON lines) and the NF supervisor.
+//! * [`capture`]: packet capture — the per-worker rings, the taps the workers check, the
+//!   control side's session.
 //!
 //! Trust: NFs are untrusted. Everything an NF writes into shared memory (ring indices,
 //! descriptors, slot fields, packet bytes) is validated before the core acts on it; a buffer
@@ -18,6 +20,7 @@
 //! back ring ids or geometry from shared memory after creating a region.
 
 pub use netvm_api::config;
+pub mod capture;
 pub mod control;
 pub mod domain;
 pub mod stats;
@@ -263,6 +266,10 @@ pub struct Shared {
     pub gone_requests: Mutex<Vec<usize>>,
     /// When the ports started.
     pub started: OnceLock<Instant>,
+    /// The running capture, if any (control side).
+    pub capture: Mutex<Option<capture::Session>>,
+    /// Last capture id given out.
+    pub capture_ids: AtomicU64,
 }
 
 impl Shared {
@@ -510,6 +517,8 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         detach_requests: Mutex::new(Vec::new()),
         gone_requests: Mutex::new(Vec::new()),
         started: OnceLock::new(),
+        capture: Mutex::new(None),
+        capture_ids: AtomicU64::new(0),
         config: cfg,
     };
     for i in 0..shared.nfs.len() {

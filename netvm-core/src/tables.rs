@@ -10,7 +10,7 @@ use netvm_wire::{IpPrefix, Ipv4Prefix, Ipv6Prefix, Rule};
 
 use crate::config::{
     parse_port_range, parse_prefix, parse_proto, parse_vlan, Balance, ChainConfig, Config,
-    ConfigError, MAX_CHAIN_LEN,
+    ConfigError, MatchConfig, MAX_CHAIN_LEN,
 };
 use crate::stats::MAX_CHAINS;
 
@@ -70,6 +70,54 @@ pub struct Tables {
     pub port_fast: Vec<Option<u16>>,
     /// Per chain id: whether any of its services has several instances (flow hash needed).
     pub needs_hash: Vec<bool>,
+}
+
+/// Compiles a chain `match` (or a capture filter) into a classifier [`Rule`]; `path` names a
+/// field in errors (`chains[0].match.proto`).
+pub fn compile_match(
+    m: &MatchConfig,
+    port_ids: &dyn Fn(&str) -> Option<u16>,
+    path: &dyn Fn(&str) -> String,
+) -> Result<Rule, ConfigError> {
+    let mp = |f: &str| path(f);
+    let mut rule = Rule::default();
+    if let Some(ip) = &m.in_port {
+        rule.in_port =
+            Some(port_ids(ip).ok_or_else(|| cerr(mp("in_port"), format!("no port named {ip:?}")))?);
+    }
+    rule.ethertype = m.ethertype;
+    if let Some(v) = m.vlan {
+        rule.vlan = Some(parse_vlan(v).map_err(|r| cerr(mp("vlan"), r))?);
+    }
+    if let Some(v) = m.inner_vlan {
+        rule.inner_vlan = Some(parse_vlan(v).map_err(|r| cerr(mp("inner_vlan"), r))?);
+    }
+    let prefix = |f: &str, s: &str| -> Result<IpPrefix, ConfigError> {
+        let (a, l) = parse_prefix(s).map_err(|r| cerr(mp(f), r))?;
+        match a {
+            std::net::IpAddr::V4(a) => Ipv4Prefix::new(a, l).map(IpPrefix::V4),
+            std::net::IpAddr::V6(a) => Ipv6Prefix::new(a, l).map(IpPrefix::V6),
+        }
+        .map_err(|e| cerr(mp(f), e.to_string()))
+    };
+    if let Some(s) = &m.src {
+        rule.src = Some(prefix("src", s)?);
+    }
+    if let Some(s) = &m.dst {
+        rule.dst = Some(prefix("dst", s)?);
+    }
+    if let Some(s) = &m.proto {
+        rule.proto = Some(parse_proto(s).map_err(|r| cerr(mp("proto"), r))?);
+    }
+    if let Some(s) = &m.src_port {
+        let (a, b) = parse_port_range(s).map_err(|r| cerr(mp("src_port"), r))?;
+        rule.src_port = Some(a..=b);
+    }
+    if let Some(s) = &m.dst_port {
+        let (a, b) = parse_port_range(s).map_err(|r| cerr(mp("dst_port"), r))?;
+        rule.dst_port = Some(a..=b);
+    }
+    Ok(rule)
 }
 
 fn cerr(path: String, reason: impl Into<String>) -> ConfigError {
@@ -161,47 +209,7 @@ impl Tables {
                 })?;
                 allowed |= 1u64 << id;
             }
-            let m = &c.matches;
-            let mp = |f: &str| format!("chains[{i}].match.{f}");
-            let mut rule = Rule::default();
-            if let Some(ip) = &m.in_port {
-                rule.in_port = Some(
-                    port_ids(ip)
-                        .ok_or_else(|| cerr(mp("in_port"), format!("no port named {ip:?}")))?,
-                );
-            }
-            rule.ethertype = m.ethertype;
-            if let Some(v) = m.vlan {
-                rule.vlan = Some(parse_vlan(v).map_err(|r| cerr(mp("vlan"), r))?);
-            }
-            if let Some(v) = m.inner_vlan {
-                rule.inner_vlan = Some(parse_vlan(v).map_err(|r| cerr(mp("inner_vlan"), r))?);
-            }
-            let prefix = |f: &str, s: &str| -> Result<IpPrefix, ConfigError> {
-                let (a, l) = parse_prefix(s).map_err(|r| cerr(mp(f), r))?;
-                match a {
-                    std::net::IpAddr::V4(a) => Ipv4Prefix::new(a, l).map(IpPrefix::V4),
-                    std::net::IpAddr::V6(a) => Ipv6Prefix::new(a, l).map(IpPrefix::V6),
-                }
-                .map_err(|e| cerr(mp(f), e.to_string()))
-            };
-            if let Some(s) = &m.src {
-                rule.src = Some(prefix("src", s)?);
-            }
-            if let Some(s) = &m.dst {
-                rule.dst = Some(prefix("dst", s)?);
-            }
-            if let Some(s) = &m.proto {
-                rule.proto = Some(parse_proto(s).map_err(|r| cerr(mp("proto"), r))?);
-            }
-            if let Some(s) = &m.src_port {
-                let (a, b) = parse_port_range(s).map_err(|r| cerr(mp("src_port"), r))?;
-                rule.src_port = Some(a..=b);
-            }
-            if let Some(s) = &m.dst_port {
-                let (a, b) = parse_port_range(s).map_err(|r| cerr(mp("dst_port"), r))?;
-                rule.dst_port = Some(a..=b);
-            }
+            let rule = compile_match(&c.matches, port_ids, &|f| format!("chains[{i}].match.{f}"))?;
             new_chains.push(Chain {
                 name: c.name.clone(),
                 services,

@@ -84,6 +84,18 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9464")]
         listen: String,
     },
+    /// Capture the frames passing one point of a running instance into a pcapng file (from
+    /// another shell while `up` runs). The core copies matching frames into bounded rings and
+    /// never waits for this command: frames it could not copy are counted as dropped by the
+    /// capture (the data path is unaffected either way). Ends after -c COUNT frames, or on
+    /// Ctrl-C (SIGINT/SIGTERM), or when the reader of `-w -` exits; the capture is stopped in
+    /// the core before exiting, and the counts are printed on stderr. Examples:
+    ///
+    ///   netvm-manager capture demo --at fw1:out -w fw.pcapng
+    ///
+    ///   netvm-manager capture demo --at port:in:rx --filter proto=udp,dst_port=53 -c 100 -w - | tshark -r -
+    #[command(verbatim_doc_comment)]
+    Capture(CaptureArgs),
     /// Write the demo traffic (mixed UDP/TCP flows, some of which the demo rules deny) to a
     /// pcap file.
     GenPcap {
@@ -129,6 +141,37 @@ pub struct UpArgs {
     /// netvm-manager].
     #[arg(long)]
     pub guest_image: Option<PathBuf>,
+}
+
+/// Arguments of `capture`.
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// The instance: its name (run directory /run/netvm/NAME) or its config file [default:
+    /// the only instance under /run/netvm].
+    #[arg(conflicts_with = "run_dir")]
+    pub instance: Option<String>,
+    /// The instance's run directory.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Where: NF:in (frames delivered to the NF), NF:out (frames it passes on, as it returns
+    /// them), NF:drop (frames it drops), port:PORT:rx (received), port:PORT:tx (sent).
+    #[arg(long)]
+    pub at: String,
+    /// Only frames matching this, in chain `match` syntax: a JSON object
+    /// ('{"proto":"udp","dst_port":"53"}') or key=value pairs (proto=udp,dst_port=53); keys
+    /// in_port, ethertype, vlan, inner_vlan, src, dst, proto, src_port, dst_port.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Stop after this many frames.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Bytes kept per frame [default: whole frames].
+    #[arg(long)]
+    pub snaplen: Option<u32>,
+    /// The pcapng file to write; `-` writes to stdout (a pipe into `tshark -r -` or
+    /// `wireshark -k -i -`).
+    #[arg(short = 'w', long = "write")]
+    pub write: PathBuf,
 }
 
 /// Which instance.
@@ -218,6 +261,45 @@ pub fn run(cli: Cli) -> Result<u8, ManagerError> {
         }
         Command::Metrics { target, listen } => {
             crate::exporter::serve(&target.into(), &listen)?;
+            Ok(0)
+        }
+        Command::Capture(a) => {
+            let target = match a.instance {
+                // A config file names the instance as `status CONFIG` does; anything else is
+                // its name.
+                Some(i) if i.ends_with(".json") || std::path::Path::new(&i).is_file() => Target {
+                    config: Some(PathBuf::from(i)),
+                    name: None,
+                    run_dir: None,
+                },
+                name => Target {
+                    config: None,
+                    name,
+                    run_dir: a.run_dir,
+                },
+            };
+            let at =
+                a.at.parse()
+                    .map_err(
+                        |e: netvm_api::capture::BadCapturePoint| ManagerError::BadArg {
+                            arg: "at",
+                            why: e.to_string(),
+                        },
+                    )?;
+            let filter = a
+                .filter
+                .as_deref()
+                .map(netvm_api::capture::parse_filter)
+                .transpose()
+                .map_err(|why| ManagerError::BadArg { arg: "filter", why })?;
+            let opts = crate::capture::CaptureOptions {
+                at,
+                filter,
+                count: a.count,
+                snaplen: a.snaplen,
+                out: a.write,
+            };
+            crate::capture::capture(&target, &opts)?;
             Ok(0)
         }
         Command::GenPcap {

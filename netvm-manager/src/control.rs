@@ -69,3 +69,51 @@ pub fn request<A: DeserializeOwned>(
         },
     })
 }
+
+/// A connection kept open for several requests (a capture belongs to the connection that
+/// started it: the core stops it when the connection closes).
+pub struct Connection {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Connection {
+    /// Connects to the core's socket.
+    pub fn open(socket: &Path, timeout: Duration) -> Result<Self, ControlError> {
+        let s = UnixStream::connect(socket).map_err(ControlError::Connect)?;
+        let io = |source| ControlError::Io {
+            cmd: "connect",
+            source,
+        };
+        s.set_read_timeout(Some(timeout)).map_err(io)?;
+        s.set_write_timeout(Some(timeout)).map_err(io)?;
+        let w = s.try_clone().map_err(io)?;
+        Ok(Self {
+            r: BufReader::new(s),
+            w,
+        })
+    }
+
+    /// Sends `req`, returns its answer parsed as `A` once its `ok` was true.
+    pub fn request<A: DeserializeOwned>(&mut self, req: &Request) -> Result<A, ControlError> {
+        let cmd = req.cmd();
+        let io = |source| ControlError::Io { cmd, source };
+        writeln!(self.w, "{}", req.to_line()).map_err(io)?;
+        let mut line = String::new();
+        if self.r.read_line(&mut line).map_err(io)? == 0 {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the core closed the connection",
+            )));
+        }
+        let line = line.trim();
+        parse_answer(line).map_err(|e| match e {
+            AnswerError::Refused { error } => ControlError::Refused { cmd, error },
+            AnswerError::Malformed { reason } => ControlError::BadAnswer {
+                cmd,
+                reason,
+                line: line.to_string(),
+            },
+        })
+    }
+}

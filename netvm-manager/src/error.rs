@@ -182,6 +182,23 @@ pub enum ManagerError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing the pcapng capture failed.
+    #[error("writing {}", path.display())]
+    Pcapng {
+        /// The file (`stdout` for `-w -`).
+        path: PathBuf,
+        /// netvm-wire's error.
+        #[source]
+        source: netvm_wire::pcapng::PcapngError,
+    },
+    /// The core refused a capture (unknown NF or port, bad filter, one already running…).
+    #[error("capture at {at}: {why}")]
+    Capture {
+        /// The capture point as given.
+        at: String,
+        /// What the core said.
+        why: String,
+    },
     /// A command-line value is out of range.
     #[error("invalid --{arg}: {why}")]
     BadArg {

@@ -15,6 +15,7 @@
 //! * [`proc`]: child processes (own process group, parent-death signal, CPU pinning, logs).
 //! * [`control`]: the client side of the core's control socket (typed requests and answers
 //!   from `netvm_api::protocol`).
+//! * [`capture`]: `capture` — frames at one point of a running instance into pcapng.
 //! * [`report`]: the core's report, rates, live displays and the final summary.
 //! * [`metrics`]: the report in the Prometheus text format; [`exporter`]: `metrics`, the small
 //!   HTTP server that serves it on `/metrics`.
@@ -30,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod control;

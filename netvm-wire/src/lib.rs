@@ -21,8 +21,9 @@
 //! - IPv6: [`Ipv6Packet`], the bounded extension-header walk [`walk_ext`], hop-limit
 //!   decrement, [`Ipv6Prefix`] and the family-neutral [`IpPrefix`] ([`ipv6`]).
 //! - An ordered first-match [`Acl`] with hit counters and a rule-file parser ([`acl`]).
-//! - Classic libpcap reading and writing ([`pcap`]) and a deterministic traffic
-//!   builder ([`builder`]).
+//! - Classic libpcap reading and writing ([`pcap`]), a pcapng writer and reader
+//!   ([`pcapng`], for `netvm-manager capture`) and a deterministic traffic builder
+//!   ([`builder`]).
 //! - [`MacAddr`].
 //!
 //! # What it is not
@@ -55,6 +56,7 @@ pub mod lpm6;
 pub mod mac;
 pub mod meta;
 pub mod pcap;
+pub mod pcapng;
 
 pub use acl::{
     Acl, AclErrorKind, AclFileError, AclRule, AclVerdict, Action, DecidedBy, OtherHits, PortRange,

@@ -8,6 +8,7 @@ use dpdk::sys::{self, rte_mbuf};
 use netvm_shm::{Descriptor, RejectReason};
 
 use super::{State, BURST, PINS};
+use crate::capture::TapKind;
 use crate::config::Balance;
 use crate::domain::{owner_word, OWNER_NONE};
 use crate::stats::DropReason;
@@ -191,6 +192,10 @@ impl State {
             return;
         }
         link.budget -= 1;
+        if self.tap.is_some() {
+            self.tap_one(TapKind::NfIn, nf, m, u16::from(in_port));
+        }
+        let link = &mut self.nfs[usize::from(nf)];
         if link.nstaged == BURST {
             self.flush_nf(sh, nf);
         }

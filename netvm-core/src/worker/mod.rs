@@ -9,7 +9,8 @@
 //! The worker's state and loop live here; its seams are modules: [`rx`] (ports, parsing a
 //! private header copy, rules), [`flow`] (the exact-match flow cache), [`deliver`] (chains, instance choice, the
 //! domain-crossing copy, quotas, staged enqueue), [`returns`] (everything NFs hand back, its
-//! validation and verdicts, corrupt rings, reclaim) and [`tx`] (per-port TX batching).
+//! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching) and
+//! [`tap`] (the capture hooks: one branch each while no capture runs).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use dpdk::sys::{self, rte_mbuf};
 use netvm_shm::{Consumer, Descriptor, Producer};
 
+use crate::capture::Tap;
 use crate::stats::{Counters, DropReason};
 use crate::tables::Tables;
 use crate::{nf_state, Shared};
@@ -27,6 +29,7 @@ mod deliver;
 mod flow;
 mod returns;
 mod rx;
+mod tap;
 mod tx;
 
 /// Packets per burst.
@@ -42,6 +45,10 @@ pub enum Command {
     AddNf(u16),
     /// Give back every buffer an NF holds and forget its rings (detach, crash, quarantine).
     ReclaimNf(u16),
+    /// Start capturing with this tap (replacing any other).
+    CaptureStart(Box<Tap>),
+    /// Stop the capture with this id: drop the tap and say so (`SessionShared::released`).
+    CaptureStop(u64),
 }
 
 struct NfLink {
@@ -87,6 +94,8 @@ struct State {
     round: u32,
     /// Workers in this core (the quota is shared between them).
     nworkers: u32,
+    /// The active capture, if any (see [`tap`]).
+    tap: Option<Box<Tap>>,
 }
 
 impl Worker {
@@ -129,6 +138,7 @@ impl Worker {
             published_epoch: 0,
             round: 0,
             nworkers: crate::id32(shared.commands.len()).max(1),
+            tap: None,
         };
         Self { shared, tables, st }
     }
@@ -141,6 +151,9 @@ impl Worker {
                 self.st.open_nf(&sh, crate::id16(i));
             }
         }
+        // Commands queued before the ports started (a capture started before the traffic)
+        // apply before the first packet.
+        self.control(&sh);
         while !stop.load(Ordering::Relaxed) {
             self.iteration(&sh, true);
         }
@@ -154,6 +167,9 @@ impl Worker {
         }
         let t = Arc::clone(&self.tables);
         self.st.flush_all_tx(&sh, &t);
+        if let Some(tap) = self.st.tap.take() {
+            tap.shared.released.fetch_add(1, Ordering::Release);
+        }
         self.st.publish(&sh, u64::MAX);
         self.st.c
     }
@@ -200,6 +216,21 @@ impl Worker {
                 Command::ReclaimNf(nf) => {
                     let t = Arc::clone(&self.tables);
                     self.st.reclaim_nf(sh, &t, nf);
+                }
+                Command::CaptureStart(tap) => {
+                    if let Some(old) = self.st.tap.replace(tap) {
+                        old.shared.released.fetch_add(1, Ordering::Release);
+                    }
+                }
+                Command::CaptureStop(id) => {
+                    if self.st.tap.as_ref().is_some_and(|t| t.id == id) {
+                        if let Some(tap) = self.st.tap.take() {
+                            // Release: every frame this worker pushed is visible to the
+                            // control thread once it sees the count (its Acquire load in
+                            // `Session::finished`).
+                            tap.shared.released.fetch_add(1, Ordering::Release);
+                        }
+                    }
                 }
             }
         }

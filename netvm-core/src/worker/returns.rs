@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use netvm_shm::{CheckedDesc, Descriptor, RejectReason, Verdict};
 
 use super::State;
+use crate::capture::TapKind;
 use crate::config::MAX_PORTS;
 use crate::domain::{Owner, OWNER_NONE};
 use crate::stats::{verdict_idx, DropReason};
@@ -120,10 +121,13 @@ impl State {
             self.free(m, DropReason::ChainRemoved);
             return;
         };
-        let v = &mut self.c.nf_verdicts[usize::from(nf)];
+        let in_port = u16::from(owner.in_port);
         match d.verdict() {
             Verdict::Next => {
-                v[verdict_idx::NEXT] += 1;
+                self.c.nf_verdicts[usize::from(nf)][verdict_idx::NEXT] += 1;
+                if self.tap.is_some() {
+                    self.tap_one(TapKind::NfOut, nf, m, in_port);
+                }
                 self.route(
                     sh,
                     t,
@@ -137,21 +141,26 @@ impl State {
                 );
             }
             Verdict::Service(id) => {
-                v[verdict_idx::SERVICE] += 1;
+                self.c.nf_verdicts[usize::from(nf)][verdict_idx::SERVICE] += 1;
                 // Only a service later in this packet's chain: jump there.
                 let from = usize::from(owner.pos) + 1;
                 match ch.services.iter().skip(from).position(|&s| s == id) {
-                    Some(k) => self.route(
-                        sh,
-                        t,
-                        m,
-                        nfr.domain,
-                        owner.chain,
-                        from + k,
-                        owner.in_port,
-                        raw.flow_hash,
-                        None,
-                    ),
+                    Some(k) => {
+                        if self.tap.is_some() {
+                            self.tap_one(TapKind::NfOut, nf, m, in_port);
+                        }
+                        self.route(
+                            sh,
+                            t,
+                            m,
+                            nfr.domain,
+                            owner.chain,
+                            from + k,
+                            owner.in_port,
+                            raw.flow_hash,
+                            None,
+                        )
+                    }
                     None => {
                         self.reject(sh, nf, RejectReason::ServiceUnknown);
                         self.free(m, DropReason::Rejected);
@@ -159,10 +168,13 @@ impl State {
                 }
             }
             Verdict::Out(port) => {
-                v[verdict_idx::OUT] += 1;
+                self.c.nf_verdicts[usize::from(nf)][verdict_idx::OUT] += 1;
                 if usize::from(port) < MAX_PORTS.min(sh.ports.len())
                     && ch.allowed_ports & (1u64 << port) != 0
                 {
+                    if self.tap.is_some() {
+                        self.tap_one(TapKind::NfOut, nf, m, in_port);
+                    }
                     self.stage_tx(sh, m, port);
                 } else {
                     self.reject(sh, nf, RejectReason::PortNotAllowed);
@@ -170,7 +182,10 @@ impl State {
                 }
             }
             Verdict::Drop => {
-                v[verdict_idx::DROP] += 1;
+                self.c.nf_verdicts[usize::from(nf)][verdict_idx::DROP] += 1;
+                if self.tap.is_some() {
+                    self.tap_one(TapKind::NfDrop, nf, m, in_port);
+                }
                 self.free(m, DropReason::NfVerdict);
             }
         }

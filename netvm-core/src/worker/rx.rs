@@ -5,6 +5,7 @@ use dpdk::sys::rte_mbuf;
 use netvm_wire::{symmetric_hash, FlowKey, PacketMeta};
 
 use super::{State, BURST};
+use crate::capture::TapKind;
 use crate::stats::DropReason;
 use crate::tables::Tables;
 use crate::Shared;
@@ -37,6 +38,10 @@ impl State {
         }
         if n == 0 {
             return;
+        }
+        if self.tap.is_some() {
+            let pkts = self.rx_buf;
+            self.tap_burst(TapKind::PortRx, pidx, &pkts[..n], Some(pidx));
         }
         if let Some(chain) = t.port_fast.get(usize::from(pidx)).copied().flatten() {
             self.rx_fast(sh, t, n, pidx, chain);
@@ -93,6 +98,10 @@ impl State {
             match ch.egress {
                 Some(e) => {
                     self.flush_tx(sh, e);
+                    if self.tap.is_some() {
+                        let pkts = self.rx_buf;
+                        self.tap_burst(TapKind::PortTx, e, &pkts[..n], Some(pidx));
+                    }
                     let queue = sh.ports[usize::from(e)].txq_of_worker(self.id);
                     // SAFETY: rx_buf[..n] are owned valid mbufs; the driver takes the first
                     // `sent`; this worker is the only user of its TX queue on that port.
@@ -251,7 +260,7 @@ pub(super) fn classify(t: &Tables, meta: Option<&PacketMeta>, in_port: u16) -> O
 /// parses fits in 186 bytes (Ethernet with two VLAN tags 22, IPv6 40 + at most 64 bytes of
 /// extension headers — `netvm_wire::ipv6::MAX_EXT_BYTES`, a longer chain is a parse error and
 /// a `no_chain` drop — then TCP with options 60; IPv4: 22 + 60 + 60).
-const HDR_COPY: usize = 192;
+pub(super) const HDR_COPY: usize = 192;
 const _: () =
     assert!(22 + netvm_wire::ipv6::HEADER_LEN + netvm_wire::ipv6::MAX_EXT_BYTES + 60 <= HDR_COPY);
 

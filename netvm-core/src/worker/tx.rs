@@ -3,6 +3,7 @@
 use dpdk::sys::rte_mbuf;
 
 use super::{State, BURST};
+use crate::capture::TapKind;
 use crate::stats::DropReason;
 use crate::tables::Tables;
 use crate::Shared;
@@ -19,11 +20,15 @@ impl State {
     }
 
     pub(super) fn flush_tx(&mut self, sh: &Shared, port: u16) {
-        let q = &mut self.txq[usize::from(port)];
-        let n = q.n;
+        let n = self.txq[usize::from(port)].n;
         if n == 0 {
             return;
         }
+        if self.tap.is_some() {
+            let pkts = self.txq[usize::from(port)].pkts;
+            self.tap_burst(TapKind::PortTx, port, &pkts[..n], None);
+        }
+        let q = &mut self.txq[usize::from(port)];
         q.n = 0;
         let mut bytes = 0u64;
         for &m in &q.pkts[..n] {
