@@ -460,23 +460,68 @@ pub struct ChainRun {
 /// in domain `edge` and each NF in the domain given, until every packet is dealt with; then
 /// shuts down and returns the report and the output frames.
 pub fn run_fw_l3(tag: &str, fw_domain: &str, l3_domain: &str) -> ChainRun {
-    let dir = Scratch::new(tag);
     let load = traffic::Load::new(24, 12);
+    let run = run_fw_l3_on(&FwL3 {
+        tag,
+        fw_domain,
+        l3_domain,
+        frames: &load.frames,
+        rules: traffic::Load::rules(),
+        routes: &traffic::Load::routes(1),
+        buffer_size: None,
+        chain: "web",
+    });
+    ChainRun {
+        report: run.report,
+        load,
+        output: run.output,
+    }
+}
+
+/// What [`run_fw_l3_on`] runs: `in → firewall → l3fwd → out` over `frames`.
+struct FwL3<'a> {
+    tag: &'a str,
+    fw_domain: &'a str,
+    l3_domain: &'a str,
+    frames: &'a [Vec<u8>],
+    rules: &'a str,
+    routes: &'a str,
+    /// Every domain's `buffer_size` (`None`: the default).
+    buffer_size: Option<u32>,
+    chain: &'a str,
+}
+
+/// The report, the output frames and the two NF logs of a [`run_fw_l3_on`].
+struct FwL3Run {
+    report: Value,
+    output: Vec<Vec<u8>>,
+    fw_log: String,
+    l3_log: String,
+}
+
+/// Runs `in → firewall → l3fwd → out` with the ports in domain `edge` and each NF in its
+/// domain until every packet is dealt with; then shuts down.
+fn run_fw_l3_on(r: &FwL3<'_>) -> FwL3Run {
+    let dir = Scratch::new(r.tag);
     let input = dir.path("in.pcap");
     let output = dir.path("out.pcap");
-    traffic::write_pcap(&input, &load.frames);
+    traffic::write_pcap(&input, r.frames);
     let rules = dir.path("fw.rules");
     let routes = dir.path("routes");
-    std::fs::write(&rules, traffic::Load::rules()).expect("rules");
-    std::fs::write(&routes, traffic::Load::routes(1)).expect("routes");
-    let mut domains = vec![serde_json::json!({"name": "edge", "buffers": 1024})];
-    for d in [fw_domain, l3_domain] {
+    std::fs::write(&rules, r.rules).expect("rules");
+    std::fs::write(&routes, r.routes).expect("routes");
+    let dom = |d: &str| match r.buffer_size {
+        Some(b) => serde_json::json!({"name": d, "buffers": 1024, "buffer_size": b}),
+        None => serde_json::json!({"name": d, "buffers": 1024}),
+    };
+    let mut domains = vec![dom("edge")];
+    for d in [r.fw_domain, r.l3_domain] {
         if domains.iter().all(|x| x["name"] != d) {
-            domains.push(serde_json::json!({"name": d, "buffers": 1024}));
+            domains.push(dom(d));
         }
     }
     let cfg = serde_json::json!({
-        "name": tag,
+        "name": r.tag,
         "workers": [{"cpu": worker_cpu()}],
         "eal": eal_section(),
         "domains": domains,
@@ -485,35 +530,35 @@ pub fn run_fw_l3(tag: &str, fw_domain: &str, l3_domain: &str) -> ChainRun {
             {"name": "out", "device": format!("net_pcap1,tx_pcap={}", output.display()), "domain": "edge"}
         ],
         "nfs": [
-            {"name": "fw1", "service": "firewall", "domain": fw_domain},
-            {"name": "l3", "service": "l3fwd", "domain": l3_domain}
+            {"name": "fw1", "service": "firewall", "domain": r.fw_domain},
+            {"name": "l3", "service": "l3fwd", "domain": r.l3_domain}
         ],
-        "chains": [{"name": "web", "match": {"in_port": "in"}, "services": ["firewall", "l3fwd"], "egress": "out"}]
+        "chains": [{"name": r.chain, "match": {"in_port": "in"}, "services": ["firewall", "l3fwd"], "egress": "out"}]
     });
     let mut core = Core::start(cfg, dir, &[]);
     core.spawn_nf(
         "firewall",
         "fw1",
-        fw_domain,
+        r.fw_domain,
         &["--rules".into(), rules.display().to_string()],
     );
     core.spawn_nf(
         "l3fwd",
         "l3",
-        l3_domain,
+        r.l3_domain,
         &["--routes".into(), routes.display().to_string()],
     );
     core.wait_running();
-    let n_in = load.frames.len() as u64;
+    let n_in = r.frames.len() as u64;
     core.wait_stats(Duration::from_secs(60), |s| {
         s["received"].as_u64() == Some(n_in) && s["in_flight"] == 0
     });
     let report = core.shutdown();
-    let output = traffic::read_pcap(&output);
-    ChainRun {
+    FwL3Run {
         report,
-        load,
-        output,
+        output: traffic::read_pcap(&output),
+        fw_log: std::fs::read_to_string(core.dir.path("fw1.log")).unwrap_or_default(),
+        l3_log: std::fs::read_to_string(core.dir.path("l3.log")).unwrap_or_default(),
     }
 }
 
@@ -533,65 +578,23 @@ pub struct MixedRun {
 
 /// As [`run_fw_l3`], on the mixed IPv4/IPv6 load ([`traffic::MixedLoad`]).
 pub fn run_mixed(tag: &str, fw_domain: &str, l3_domain: &str) -> MixedRun {
-    let dir = Scratch::new(tag);
     let load = traffic::MixedLoad::new();
-    let input = dir.path("in.pcap");
-    let output = dir.path("out.pcap");
-    traffic::write_pcap(&input, &load.bytes());
-    let rules = dir.path("fw.rules");
-    let routes = dir.path("routes");
-    std::fs::write(&rules, traffic::MixedLoad::rules()).expect("rules");
-    std::fs::write(&routes, traffic::MixedLoad::routes(1)).expect("routes");
-    // Jumbo domains: the load carries frames up to 9,000 bytes.
-    let dom = |d: &str| serde_json::json!({"name": d, "buffers": 1024, "buffer_size": 9216});
-    let mut domains = vec![dom("edge")];
-    for d in [fw_domain, l3_domain] {
-        if domains.iter().all(|x| x["name"] != d) {
-            domains.push(dom(d));
-        }
-    }
-    let cfg = serde_json::json!({
-        "name": tag,
-        "workers": [{"cpu": worker_cpu()}],
-        "eal": eal_section(),
-        "domains": domains,
-        "ports": [
-            {"name": "in", "device": format!("net_pcap0,rx_pcap={}", input.display()), "domain": "edge"},
-            {"name": "out", "device": format!("net_pcap1,tx_pcap={}", output.display()), "domain": "edge"}
-        ],
-        "nfs": [
-            {"name": "fw1", "service": "firewall", "domain": fw_domain},
-            {"name": "l3", "service": "l3fwd", "domain": l3_domain}
-        ],
-        "chains": [{"name": "mixed", "match": {"in_port": "in"}, "services": ["firewall", "l3fwd"], "egress": "out"}]
-    });
-    let mut core = Core::start(cfg, dir, &[]);
-    core.spawn_nf(
-        "firewall",
-        "fw1",
+    let run = run_fw_l3_on(&FwL3 {
+        tag,
         fw_domain,
-        &["--rules".into(), rules.display().to_string()],
-    );
-    core.spawn_nf(
-        "l3fwd",
-        "l3",
         l3_domain,
-        &["--routes".into(), routes.display().to_string()],
-    );
-    core.wait_running();
-    let n_in = load.frames.len() as u64;
-    core.wait_stats(Duration::from_secs(60), |s| {
-        s["received"].as_u64() == Some(n_in) && s["in_flight"] == 0
+        frames: &load.bytes(),
+        rules: traffic::MixedLoad::rules(),
+        routes: &traffic::MixedLoad::routes(1),
+        // Jumbo domains: the load carries frames up to 9,000 bytes.
+        buffer_size: Some(9216),
+        chain: "mixed",
     });
-    let report = core.shutdown();
-    let output = traffic::read_pcap(&output);
-    let fw_log = std::fs::read_to_string(core.dir.path("fw1.log")).unwrap_or_default();
-    let l3_log = std::fs::read_to_string(core.dir.path("l3.log")).unwrap_or_default();
     MixedRun {
-        report,
+        report: run.report,
         load,
-        output,
-        fw_log,
-        l3_log,
+        output: run.output,
+        fw_log: run.fw_log,
+        l3_log: run.l3_log,
     }
 }
