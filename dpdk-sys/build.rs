@@ -39,7 +39,7 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .allowlist_function("rte_eal_(init|cleanup|process_type|has_hugepages)")
         .allowlist_function("rte_strerror")
-        .allowlist_function("rte_socket_id|rte_lcore_count|rte_get_main_lcore|rte_get_tsc_hz|rte_thread_register|rte_thread_unregister")
+        .allowlist_function("rte_socket_id|rte_lcore_count|rte_get_main_lcore|rte_get_tsc_hz|rte_thread_register|rte_thread_unregister|rte_eal_remote_launch|rte_eal_wait_lcore|rte_lcore_to_cpu_id")
         .allowlist_function("rte_dev_probe|rte_dev_remove|rte_eal_hotplug_remove")
         .allowlist_function("rte_eth_dev_(configure|start|stop|close|count_avail|get_port_by_name|get_name_by_port|info_get|socket_id|is_valid_port|set_mtu|get_mtu|adjust_nb_rx_tx_desc)")
         .allowlist_function("rte_eth_(rx|tx)_queue_setup")

@@ -49,6 +49,7 @@ pub enum EalError {
 pub struct EalBuilder {
     program: String,
     lcores: Option<String>,
+    lcore_map: Option<String>,
     main_lcore: Option<u32>,
     no_huge_mb: Option<u32>,
     file_prefix: Option<String>,
@@ -74,6 +75,7 @@ impl EalBuilder {
         Self {
             program: program.to_owned(),
             lcores: None,
+            lcore_map: None,
             main_lcore: None,
             no_huge_mb: None,
             file_prefix: None,
@@ -89,6 +91,19 @@ impl EalBuilder {
     /// main lcore). Example: `"0"` or `"0-1"`.
     pub fn lcores(mut self, list: &str) -> Self {
         self.lcores = Some(list.to_owned());
+        self
+    }
+
+    /// `--lcores 0@C0,1@C1,…`: lcore *i* runs pinned to CPU `cpus[i]`; lcore 0 (the calling
+    /// thread) is the main lcore. Launch code on the others with [`Eal::launch`].
+    pub fn lcore_cpus(mut self, cpus: &[usize]) -> Self {
+        let map: Vec<String> = cpus
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{i}@{c}"))
+            .collect();
+        self.lcore_map = Some(map.join(","));
+        self.main_lcore = Some(0);
         self
     }
 
@@ -149,6 +164,10 @@ impl EalBuilder {
         let mut a = vec![self.program.clone()];
         if let Some(l) = &self.lcores {
             a.push("-l".into());
+            a.push(l.clone());
+        }
+        if let Some(l) = &self.lcore_map {
+            a.push("--lcores".into());
             a.push(l.clone());
         }
         if let Some(m) = self.main_lcore {
@@ -438,6 +457,82 @@ impl Eal {
     pub fn lcore_count(&self) -> u32 {
         // SAFETY: the EAL is initialised.
         unsafe { sys::rte_lcore_count() }
+    }
+}
+
+/// Code running on an EAL worker lcore ([`Eal::launch`]); [`Launched::join`] waits for it.
+#[derive(Debug)]
+pub struct Launched<T> {
+    lcore: u32,
+    result: std::sync::Arc<std::sync::Mutex<Option<T>>>,
+}
+
+impl<T> Launched<T> {
+    /// The lcore it runs on.
+    pub fn lcore(&self) -> u32 {
+        self.lcore
+    }
+
+    /// Waits until the function returns; `None` if it panicked.
+    pub fn join(self) -> Option<T> {
+        // SAFETY: waits for the lcore this handle launched on (a valid worker lcore id).
+        unsafe { sys::rte_eal_wait_lcore(self.lcore) };
+        self.result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+extern "C" fn run_job(arg: *mut std::ffi::c_void) -> std::ffi::c_int {
+    // SAFETY: `arg` is the `Box<Job>` that `Eal::launch` leaked for exactly this call.
+    let job: Box<Job> = unsafe { Box::from_raw(arg.cast::<Job>()) };
+    // A panic must not unwind into DPDK's C frames.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
+impl Eal {
+    /// Runs `f` on worker lcore `lcore` (pinned by the EAL to its CPU, see
+    /// [`EalBuilder::lcore_cpus`]).
+    pub fn launch<T, F>(&self, lcore: u32, f: F) -> Result<Launched<T>, EalError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let slot = std::sync::Arc::clone(&result);
+        let job: Job = Box::new(move || {
+            let v = f();
+            *slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(v);
+        });
+        let arg = Box::into_raw(Box::new(job));
+        // SAFETY: run_job takes back the box exactly once if the launch succeeds.
+        let ret = unsafe { sys::rte_eal_remote_launch(Some(run_job), arg.cast(), lcore) };
+        if ret != 0 {
+            // SAFETY: not launched: the box is still ours.
+            drop(unsafe { Box::from_raw(arg) });
+            return Err(EalError::InitFailed {
+                args: vec![format!("rte_eal_remote_launch(lcore {lcore})")],
+                errno: -ret,
+                message: crate::strerror(-ret),
+            });
+        }
+        Ok(Launched { lcore, result })
+    }
+
+    /// The CPU lcore `lcore` is pinned to (`None`: not an EAL lcore).
+    pub fn lcore_cpu(&self, lcore: u32) -> Option<u32> {
+        // SAFETY: plain query; returns RTE_MAX_LCORE-ish garbage for an unknown id, which is
+        // bounded by the lcore count check first.
+        (lcore < self.lcore_count()).then(|| unsafe { sys::rte_lcore_to_cpu_id(lcore as i32) })
+            .and_then(|c| u32::try_from(c).ok())
     }
 }
 

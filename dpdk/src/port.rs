@@ -87,7 +87,35 @@ pub struct PortConfig {
     /// to this minus 14 (clamped to what the device offers; [`Port::mtu`] says what was set).
     /// `None`: the driver's default (1500).
     pub max_frame: Option<u32>,
+    /// With more than one RX queue: spread flows over the queues by RSS with a symmetric
+    /// Toeplitz key (both directions of a flow land on one queue) where the device offers RSS
+    /// on IP. [`Port::rss`] says whether it was enabled.
+    pub rss: bool,
 }
+
+/// DPDK's RSS hash-function bits (`RTE_ETH_RSS_*`, function-like macros bindgen cannot read).
+pub mod rss_hf {
+    /// IPv4, fragmented IPv4, other IPv4, IPv6, fragmented IPv6, other IPv6, IPv6 with
+    /// extension headers (`RTE_ETH_RSS_IP`).
+    pub const IP: u64 = (1 << 2) | (1 << 3) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 13) | (1 << 15);
+    /// TCP over IPv4/IPv6 (`RTE_ETH_RSS_TCP`).
+    pub const TCP: u64 = (1 << 4) | (1 << 10) | (1 << 16);
+    /// UDP over IPv4/IPv6 (`RTE_ETH_RSS_UDP`).
+    pub const UDP: u64 = (1 << 5) | (1 << 11) | (1 << 17);
+}
+
+/// The symmetric Toeplitz key: 0x6d5a repeated. With it the hash of (src, dst, sport, dport)
+/// equals that of (dst, src, dport, sport), so both directions of a flow meet on one queue
+/// (Woo and Park, "Scalable TCP Session Monitoring with Symmetric Receive-side Scaling").
+pub const SYMMETRIC_RSS_KEY: [u8; 52] = {
+    let mut k = [0u8; 52];
+    let mut i = 0;
+    while i < 52 {
+        k[i] = if i % 2 == 0 { 0x6d } else { 0x5a };
+        i += 1;
+    }
+    k
+};
 
 impl Default for PortConfig {
     fn default() -> Self {
@@ -98,6 +126,7 @@ impl Default for PortConfig {
             tx_desc: 1024,
             promiscuous: true,
             max_frame: None,
+            rss: false,
         }
     }
 }
@@ -149,6 +178,10 @@ pub struct PortInfo {
     pub max_mtu: u16,
     /// Largest frame the device receives (Ethernet header and FCS included).
     pub max_rx_pktlen: u32,
+    /// RSS hash functions the device offers (`RTE_ETH_RSS_*` bits; 0: no RSS).
+    pub flow_type_rss_offloads: u64,
+    /// RSS key length the device takes (0: unspecified, 40 assumed).
+    pub hash_key_size: u8,
 }
 
 /// An ethernet port. Stopped and closed on drop.
@@ -159,6 +192,7 @@ pub struct Port {
     devargs: String,
     rx_queues: u16,
     tx_queues: u16,
+    rss_hf: u64,
     started: AtomicBool,
     _eal: Eal,
 }
@@ -207,6 +241,7 @@ impl Port {
             devargs: devargs.into(),
             rx_queues: 0,
             tx_queues: 0,
+            rss_hf: 0,
             started: AtomicBool::new(false),
             _eal: eal.clone(),
         })
@@ -249,6 +284,12 @@ impl Port {
     /// Configured TX queue count.
     pub fn tx_queues(&self) -> u16 {
         self.tx_queues
+    }
+
+    /// The RSS hash functions enabled at [`Port::configure`] (0: RSS off — one RX queue, no
+    /// RSS asked, or the device offers none on IP).
+    pub fn rss(&self) -> u64 {
+        self.rss_hf
     }
 
     /// `rte_eth_dev_info_get` and the driver's name.
@@ -296,6 +337,8 @@ impl Port {
             socket,
             max_mtu: info.max_mtu,
             max_rx_pktlen: info.max_rx_pktlen,
+            flow_type_rss_offloads: info.flow_type_rss_offloads,
+            hash_key_size: info.hash_key_size,
         })
     }
 
@@ -343,7 +386,22 @@ impl Port {
             let by_len = info.max_rx_pktlen.saturating_sub(OVERHEAD);
             conf.rxmode.mtu = want.min(u32::from(info.max_mtu)).min(by_len).max(68);
         }
-        // SAFETY: valid port id; conf is a valid, zero-initialised configuration.
+        let mut key = SYMMETRIC_RSS_KEY;
+        let hf = info.flow_type_rss_offloads & (rss_hf::IP | rss_hf::TCP | rss_hf::UDP);
+        let rss_on = cfg.rss && cfg.rx_queues > 1 && hf & rss_hf::IP != 0;
+        if rss_on {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            let klen = if info.hash_key_size == 0 {
+                40
+            } else {
+                info.hash_key_size.min(52)
+            };
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = klen;
+            conf.rx_adv_conf.rss_conf.rss_hf = hf;
+        }
+        // SAFETY: valid port id; conf is a valid configuration; the RSS key it may point to
+        // lives on this stack frame for the call (the driver copies it).
         let ret =
             unsafe { sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf) };
         self.op("rte_eth_dev_configure", ret)?;
@@ -379,6 +437,7 @@ impl Port {
         }
         self.rx_queues = cfg.rx_queues;
         self.tx_queues = cfg.tx_queues;
+        self.rss_hf = if rss_on { hf } else { 0 };
         Ok(())
     }
 

@@ -82,6 +82,18 @@ fn default_ring_capacity() -> u32 {
 }
 
 impl Config {
+    /// The worker that polls RX queue `q` of port `p` (see `PortConfig::rx_queue_workers`).
+    #[must_use]
+    pub fn rx_queue_worker(&self, p: usize, q: usize) -> usize {
+        let n = self.workers.len().max(1);
+        self.ports
+            .get(p)
+            .and_then(|c| c.rx_queue_workers.as_ref())
+            .and_then(|m| m.get(q).copied())
+            .filter(|&w| w < n)
+            .unwrap_or((p + q) % n)
+    }
+
     /// The buffer quota of NF `nf`: its configured `quota`, else `ring_capacity` × (workers +
     /// 1) — what its RX rings (one per worker) and its TX ring can hold.
     #[must_use]
@@ -158,6 +170,19 @@ pub struct PortConfig {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub rx_rate_pps: Option<u64>,
+    /// RX queues to open (1 ..= 64). Unset: one per worker, fewer if the device offers fewer.
+    /// With more than one queue the core enables RSS with a symmetric key where the device
+    /// offers RSS on IP, so both directions of a flow land on one queue; where it does not
+    /// (most virtual devices), the core's own symmetric flow hash picks the worker of each IP
+    /// frame and the queue's poller hands it over (non-IP frames stay with the poller).
+    /// With `rx_rate_pps`, each queue gets an equal share of the rate.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 64))]
+    pub rx_queues: Option<u16>,
+    /// The worker (index into `workers`) that polls each RX queue, one entry per queue.
+    /// Unset: queue `q` of port `p` goes to worker `(p + q) % workers`.
+    #[serde(default)]
+    pub rx_queue_workers: Option<Vec<usize>>,
 }
 
 /// Where an NF runs.
@@ -350,6 +375,9 @@ pub const MAX_DOMAINS: usize = 16;
 pub const MAX_NFS: usize = 254;
 /// Most services in one chain.
 pub const MAX_CHAIN_LEN: usize = 16;
+/// Most RX queues per port.
+pub const MAX_RX_QUEUES: u16 = 64;
+
 /// Most workers.
 pub const MAX_WORKERS: usize = 8;
 
@@ -455,6 +483,34 @@ impl Config {
                     format!("ports[{i}].rx_rate_pps"),
                     "must be at least 1 (leave it out for no limit)",
                 ));
+            }
+            if let Some(q) = p.rx_queues {
+                if !(1..=MAX_RX_QUEUES).contains(&q) {
+                    return Err(err(
+                        format!("ports[{i}].rx_queues"),
+                        format!("must be 1 to {MAX_RX_QUEUES}"),
+                    ));
+                }
+            }
+            if let Some(map) = &p.rx_queue_workers {
+                let want = p.rx_queues.map_or(self.workers.len(), usize::from);
+                if map.len() != want {
+                    return Err(err(
+                        format!("ports[{i}].rx_queue_workers"),
+                        format!(
+                            "has {} entries for {want} RX queues (one worker per queue)",
+                            map.len()
+                        ),
+                    ));
+                }
+                for (q, &w) in map.iter().enumerate() {
+                    if w >= self.workers.len() {
+                        return Err(err(
+                            format!("ports[{i}].rx_queue_workers[{q}]"),
+                            format!("no worker {w} (there are {})", self.workers.len()),
+                        ));
+                    }
+                }
             }
         }
         let mut ports = HashSet::new();

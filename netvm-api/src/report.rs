@@ -165,6 +165,9 @@ pub struct NfReport {
     /// `hoarding`); absent if never.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quarantined_for: Option<String>,
+    /// Delivered to it by each worker (index = worker), as last published by the workers.
+    #[serde(default)]
+    pub delivered_by_worker: Vec<u64>,
 }
 
 /// A stats snapshot as served on the control socket and printed at exit.
@@ -183,11 +186,16 @@ pub struct Report {
     pub transmitted: u64,
     /// Total dropped.
     pub dropped: u64,
-    /// Held by NFs.
+    /// Held by NFs, plus frames on their way between workers (`in_handoff`).
     pub in_flight: i128,
+    /// Frames handed from one worker to another and not yet taken over (part of `in_flight`).
+    pub in_handoff: i128,
+    /// Frames handed from one worker to another so far (TX queue owners, RX steering).
+    pub handoffs: u64,
     /// Buffers whose ownership entry names an NF (independent count of `in_flight`).
     pub owned_by_nfs: u64,
-    /// `received == transmitted + dropped + in_flight` and `in_flight == owned_by_nfs`.
+    /// `received == transmitted + dropped + in_flight` and
+    /// `in_flight == owned_by_nfs + in_handoff`.
     pub accounting_ok: bool,
     /// Drops by reason ([`DropReason::name`]).
     pub drops: BTreeMap<String, u64>,

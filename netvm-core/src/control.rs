@@ -233,8 +233,13 @@ impl Supervisor {
         self.heartbeats.remove(&i);
         self.hoarding.remove(&i);
         nf.state.store(state, Ordering::Release);
-        let target = nf.reclaim_done.load(Ordering::Acquire) + sh.commands.len() as u64;
-        broadcast(sh, || Command::ReclaimNf(crate::id16(i)));
+        // Every worker stops feeding it; then its draining worker alone scans and finishes.
+        let target = nf.reclaim_done.load(Ordering::Acquire) + 1;
+        let stopped = nf.feed_stopped.load(Ordering::Acquire) + sh.commands.len() as u64;
+        broadcast(sh, || Command::ReclaimNf {
+            nf: crate::id16(i),
+            stopped,
+        });
         self.reclaiming.push((i, target, rereserve));
     }
 
@@ -539,6 +544,28 @@ pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
 /// owners are counted. None if the workers are not running.
 pub fn snapshot(sh: &Shared) -> Option<Report> {
     sh.started.get()?;
+    // A worker waits for the reader only so long (the data plane must not stall on a slow
+    // reader); if one moved on before the reader had counted the owned buffers, the count may
+    // include its later deliveries: take the snapshot again (a few times at most).
+    // Each retry lets the workers wait twice as long (20 ms, 40 ms, … 320 ms): a reader
+    // starved of CPU (workers busy-polling every CPU) still gets a clean count.
+    let mut report = None;
+    for attempt in 0..SNAPSHOT_TRIES {
+        sh.snapshot_wait_ms
+            .store(20 << attempt.min(4), Ordering::Relaxed);
+        let (r, clean) = snapshot_once(sh);
+        report = Some(r);
+        if clean {
+            break;
+        }
+    }
+    report
+}
+
+/// Attempts of [`snapshot`] before it reports what it has.
+const SNAPSHOT_TRIES: usize = 8;
+
+fn snapshot_once(sh: &Shared) -> (Report, bool) {
     let epoch = sh.snapshot_epoch.fetch_add(1, Ordering::AcqRel) + 1;
     let deadline = Instant::now() + Duration::from_millis(500);
     let mut consistent = true;
@@ -555,6 +582,10 @@ pub fn snapshot(sh: &Shared) -> Option<Report> {
     }
     let owned: u64 = sh.domains.iter().map(|d| d.owned_by_nfs()).sum();
     sh.resume_epoch.store(epoch, Ordering::Release);
+    let clean = sh
+        .snapshots
+        .iter()
+        .all(|s| s.left_early.load(Ordering::Acquire) != epoch);
     let mut total = Counters::default();
     for s in &sh.snapshots {
         let c = s.counters.lock().unwrap_or_else(|p| p.into_inner());
@@ -565,7 +596,7 @@ pub fn snapshot(sh: &Shared) -> Option<Report> {
         .snapshots
         .iter()
         .all(|s| s.epoch.load(Ordering::Acquire) == epoch);
-    Some(report_from(sh, &total, epoch, consistent, owned))
+    (report_from(sh, &total, epoch, consistent, owned), clean || !consistent)
 }
 
 /// Descriptors waiting in an NF's RX rings (core → NF): the saturation signal. Read from the
@@ -632,6 +663,11 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                     fault::NONE => None,
                     f => Some(fault::name(f).to_owned()),
                 },
+                delivered_by_worker: n
+                    .delivered
+                    .iter()
+                    .map(|d| d.load(Ordering::Relaxed))
+                    .collect(),
             }
         })
         .collect();
@@ -648,7 +684,8 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         .map(|(i, ch)| (ch.name.clone(), c.chain_pkts[i]))
         .collect();
     let (rx, tx, dr, inf) = (c.received(), c.transmitted(), c.dropped(), c.in_flight());
-    let owned_ok = epoch == u64::MAX || i128::from(owned) == inf;
+    let in_handoff = i128::from(c.handed_off) - i128::from(c.taken_over);
+    let owned_ok = epoch == u64::MAX || i128::from(owned) + in_handoff == inf;
     Report {
         epoch,
         consistent,
@@ -657,6 +694,8 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         transmitted: tx,
         dropped: dr,
         in_flight: inf,
+        in_handoff,
+        handoffs: c.handed_off,
         owned_by_nfs: owned,
         accounting_ok: consistent
             && i128::from(rx) == i128::from(tx) + i128::from(dr) + inf

@@ -161,8 +161,10 @@ pub struct NfRt {
     pub rejects: AtomicU64,
     /// Buffers taken back by reclaim.
     pub reclaimed: AtomicU64,
-    /// Workers that finished a reclaim of this NF.
+    /// Reclaims of this NF finished (by its draining worker).
     pub reclaim_done: AtomicU64,
+    /// Workers that stopped feeding it for a reclaim (each adds one; see `Command::ReclaimNf`).
+    pub feed_stopped: AtomicU64,
     /// Most buffers it may hold at once.
     pub quota: u32,
     /// Buffers delivered to it so far, per worker (each written by its worker only, once per
@@ -224,15 +226,29 @@ pub struct PortRt {
     pub domain: u16,
     /// The DPDK port.
     pub port: Port,
-    /// Packets per second the worker receives from it at most (`None`: unlimited).
+    /// Packets per second received from it at most, all queues together (`None`: unlimited).
     pub rx_rate_pps: Option<u64>,
+    /// RX queues opened.
+    pub rx_queues: u16,
+    /// TX queues opened (one per worker where the device offers that many).
+    pub tx_queues: u16,
+    /// Several RX queues and no RSS in the device: the core's flow hash steers frames to
+    /// workers (see `worker::handoff`).
+    pub steer: bool,
 }
 
 impl PortRt {
-    /// TX queue a worker uses (one per worker).
+    /// The TX queue worker `w` uses, if the port has one for it (else it hands its frames to
+    /// [`PortRt::tx_owner`]).
     #[inline]
-    pub fn txq_of_worker(&self, w: usize) -> u16 {
-        u16::try_from(w).unwrap_or(0)
+    pub fn txq_of_worker(&self, w: usize) -> Option<u16> {
+        u16::try_from(w).ok().filter(|&q| q < self.tx_queues)
+    }
+
+    /// The worker that transmits worker `w`'s frames for this port (itself if it has a queue).
+    #[inline]
+    pub fn tx_owner(&self, w: usize) -> usize {
+        w % usize::from(self.tx_queues.max(1))
     }
 }
 
@@ -270,6 +286,14 @@ pub struct Shared {
     pub capture: Mutex<Option<capture::Session>>,
     /// Last capture id given out.
     pub capture_ids: AtomicU64,
+    /// Hand-off rings for TX frames (`from * workers + to`; see `worker::handoff`).
+    pub(crate) handoff_tx: Vec<worker::handoff::Spsc<worker::handoff::Handoff>>,
+    /// Hand-off rings for steered RX frames (same indexing).
+    pub(crate) handoff_rx: Vec<worker::handoff::Spsc<worker::handoff::Handoff>>,
+    /// Workers that left their RX loop (draining at shutdown).
+    pub draining: std::sync::atomic::AtomicUsize,
+    /// How long a worker holds still for a snapshot's reader, ms (see `control::snapshot`).
+    pub snapshot_wait_ms: AtomicU64,
 }
 
 impl Shared {
@@ -350,7 +374,10 @@ fn install_signals() {
 pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     cfg.validate()?;
     let nworkers = cfg.workers.len();
-    let mut eb = EalBuilder::new("netvm-core").lcores(&cfg.workers[0].cpu.to_string());
+    // Every worker is an EAL lcore pinned to its CPU: lcore i runs worker i on workers[i].cpu.
+    check_worker_cpus(&cfg)?;
+    let cpus: Vec<usize> = cfg.workers.iter().map(|w| w.cpu).collect();
+    let mut eb = EalBuilder::new("netvm-core").lcore_cpus(&cpus);
     for a in &cfg.eal.args {
         eb = eb.arg(a);
     }
@@ -401,14 +428,25 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         let d = dom_idx(&p.domain);
         let r = (|| {
             let mut port = Port::open(&eal, &p.device)?;
+            let info = port.info()?;
+            // RX: what the config says (the device refuses more than it has), else one queue
+            // per worker as far as the device goes. TX: one per worker as far as it goes; the
+            // workers without one hand their frames to a queue's owner.
+            let rxq = p
+                .rx_queues
+                .unwrap_or_else(|| id16(nworkers).min(info.max_rx_queues).max(1));
+            let txq = id16(nworkers).min(info.max_tx_queues).max(1);
+            let pool = &domains[usize::from(d)].pool;
+            let pools: Vec<&dpdk::Mempool> = (0..rxq).map(|_| pool).collect();
             // The port receives frames up to its domain's data room whole.
             let dcfg = DevPortConfig {
-                rx_queues: 1,
-                tx_queues: id16(nworkers),
+                rx_queues: rxq,
+                tx_queues: txq,
                 max_frame: Some(cfg.domains[usize::from(d)].buffer_size),
+                rss: true,
                 ..Default::default()
             };
-            port.configure(&dcfg, &[&domains[usize::from(d)].pool])?;
+            port.configure(&dcfg, &pools)?;
             Ok::<_, dpdk::PortError>(port)
         })();
         // Every domain's buffers may be received into (its own) or transmitted (any domain,
@@ -428,12 +466,19 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             Ok(port)
         });
         match r {
-            Ok(port) => ports.push(PortRt {
-                name: p.name.clone(),
-                domain: d,
-                port,
-                rx_rate_pps: p.rx_rate_pps,
-            }),
+            Ok(port) => {
+                let (rxq, txq) = (port.rx_queues(), port.tx_queues());
+                let steer = rxq > 1 && port.rss() == 0 && nworkers > 1;
+                ports.push(PortRt {
+                    name: p.name.clone(),
+                    domain: d,
+                    port,
+                    rx_rate_pps: p.rx_rate_pps,
+                    rx_queues: rxq,
+                    tx_queues: txq,
+                    steer,
+                });
+            }
             Err(e) => {
                 drop(ports);
                 cleanup(&domains);
@@ -482,6 +527,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             rejects: AtomicU64::new(0),
             reclaimed: AtomicU64::new(0),
             reclaim_done: AtomicU64::new(0),
+            feed_stopped: AtomicU64::new(0),
             quota: cfg.nf_quota(n),
             delivered: (0..nworkers).map(|_| AtomicU64::new(0)).collect(),
             returned: AtomicU64::new(0),
@@ -519,6 +565,10 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         started: OnceLock::new(),
         capture: Mutex::new(None),
         capture_ids: AtomicU64::new(0),
+        handoff_tx: worker::handoff::rings(nworkers),
+        handoff_rx: worker::handoff::rings(nworkers),
+        draining: std::sync::atomic::AtomicUsize::new(0),
+        snapshot_wait_ms: AtomicU64::new(20),
         config: cfg,
     };
     for i in 0..shared.nfs.len() {
@@ -528,6 +578,83 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         }
     }
     Ok(Arc::new(shared))
+}
+
+/// Refuses a worker CPU this process may not run on, naming the JSON path.
+fn check_worker_cpus(cfg: &Config) -> Result<(), CoreError> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    for (i, w) in cfg.workers.iter().enumerate() {
+        if !allowed.is_empty() && !allowed.contains(&w.cpu) {
+            return Err(CoreError::Config(config::ConfigError {
+                path: format!("workers[{i}].cpu"),
+                reason: format!(
+                    "CPU {} is not available to this process (allowed: {allowed:?}); a worker \
+                     cannot be pinned there",
+                    w.cpu
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Sends (or, where the port refuses, drops as `tx_full`) what is left in the hand-off rings
+/// after every worker stopped; counts it into `total`.
+fn finish_handoffs(sh: &Shared, total: &mut stats::Counters) {
+    use worker::handoff::Handoff;
+    let n = sh.commands.len();
+    let mut buf = [Handoff::default(); 64];
+    for to in 0..n {
+        for from in 0..n {
+            let ring = &sh.handoff_tx[from * n + to];
+            loop {
+                let k = ring.pop(&mut buf);
+                if k == 0 {
+                    break;
+                }
+                total.taken_over += k as u64;
+                for h in &buf[..k] {
+                    let p = usize::from(h.port);
+                    let port = &sh.ports[p];
+                    let q = port.txq_of_worker(port.tx_owner(to)).unwrap_or_default();
+                    let mut one = [h.m];
+                    // SAFETY: every worker has stopped, so no thread uses queue q; the mbuf is
+                    // owned here (taken out of the ring) and sent or freed once.
+                    let sent = unsafe { port.port.tx_burst_raw(q, &mut one) };
+                    // SAFETY: as above; the header is core-private.
+                    let len = u64::from(unsafe { (*h.m).data_len });
+                    if sent == 1 {
+                        total.port_tx[p] += 1;
+                        total.port_tx_bytes[p] += len;
+                    } else {
+                        total.drops[DropReason::TxFull as usize] += 1;
+                        // SAFETY: not sent: still ours, freed once.
+                        unsafe { dpdk::sys::netvm_rte_pktmbuf_free(h.m) };
+                    }
+                }
+            }
+            // RX hand-offs stop before any worker leaves (all drain first); anything here is
+            // an internal error, reported and dropped.
+            let ring = &sh.handoff_rx[from * n + to];
+            loop {
+                let k = ring.pop(&mut buf);
+                if k == 0 {
+                    break;
+                }
+                eprintln!("netvm-core: {k} steered frames left at shutdown; dropped");
+                total.taken_over += k as u64;
+                for h in &buf[..k] {
+                    total.drops[DropReason::NfUnavailable as usize] += 1;
+                    // SAFETY: owned here (taken out of the ring), freed once.
+                    unsafe { dpdk::sys::netvm_rte_pktmbuf_free(h.m) };
+                }
+            }
+        }
+    }
 }
 
 /// Runs the core until signalled, told to stop over the control socket, or `opts.duration`.
@@ -621,22 +748,39 @@ fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreErro
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    // Worker w polls the RX queues assigned to it and runs on EAL lcore w (pinned to its CPU).
+    let queues_of = |w: usize| -> Vec<(u16, u16)> {
+        let mut v = Vec::new();
+        for (p, port) in shared.ports.iter().enumerate() {
+            for q in 0..port.rx_queues {
+                if shared.config.rx_queue_worker(p, usize::from(q)) == w {
+                    v.push((id16(p), q));
+                }
+            }
+        }
+        v
+    };
     let mut handles = Vec::new();
     for w in 1..nworkers {
         let sh = Arc::clone(shared);
         let t = Arc::clone(&tables);
-        let cpu = shared.config.workers[w].cpu;
-        let rx: Vec<u16> = (0..id16(shared.ports.len()))
-            .filter(|p| usize::from(*p) % nworkers == w)
-            .collect();
+        let rx = queues_of(w);
         let drain = opts.drain;
-        handles.push(std::thread::spawn(move || {
-            let _ = core_affinity::set_for_current(core_affinity::CoreId { id: cpu });
-            let _ = dpdk::register_thread(&sh.eal);
-            let c = Worker::new(w, Arc::clone(&sh), t, rx).run(&sh.stop, drain);
-            dpdk::unregister_thread();
-            c
-        }));
+        let lcore = id32(w);
+        let launched = shared.eal.launch(lcore, move || {
+            Worker::new(w, Arc::clone(&sh), t, rx).run(&sh.stop, drain)
+        });
+        match launched {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                shared.stop.store(true, Ordering::SeqCst);
+                for h in handles {
+                    let _ = h.join();
+                }
+                ctl.join();
+                return Err(CoreError::Internal(format!("starting worker {w}: {e}")));
+            }
+        }
     }
     // A watcher turns signals and the duration into the stop flag.
     let watcher = {
@@ -654,16 +798,17 @@ fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreErro
             }
         })
     };
-    let rx0: Vec<u16> = (0..id16(shared.ports.len()))
-        .filter(|p| usize::from(*p) % nworkers == 0)
-        .collect();
+    let rx0 = queues_of(0);
     let mut total = Worker::new(0, Arc::clone(shared), tables, rx0).run(&shared.stop, opts.drain);
     for h in handles {
         match h.join() {
-            Ok(c) => total.merge(&c),
-            Err(_) => return Err(CoreError::Internal("a worker thread panicked".into())),
+            Some(c) => total.merge(&c),
+            None => return Err(CoreError::Internal("a worker panicked".into())),
         }
     }
+    // Frames a worker handed over after its peer had left: every worker has stopped, so the
+    // queue owners' TX queues are free to use from here.
+    finish_handoffs(shared, &mut total);
     let _ = watcher.join();
     ctl.join();
     // What NFs still hold is reported and taken back, so that the pools end full.

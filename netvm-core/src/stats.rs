@@ -54,6 +54,10 @@ pub struct Counters {
     pub flow_cache_misses: u64,
     /// Times an NF's TX ring control words were found corrupt.
     pub ring_corrupt: u64,
+    /// Frames this worker handed to another worker (TX queue owner, RX steering).
+    pub handed_off: u64,
+    /// Frames this worker took over from another worker.
+    pub taken_over: u64,
 }
 
 impl Default for Counters {
@@ -74,6 +78,8 @@ impl Default for Counters {
             flow_cache_hits: 0,
             flow_cache_misses: 0,
             ring_corrupt: 0,
+            handed_off: 0,
+            taken_over: 0,
         }
     }
 }
@@ -106,6 +112,8 @@ impl Counters {
         self.flow_cache_hits += o.flow_cache_hits;
         self.flow_cache_misses += o.flow_cache_misses;
         self.ring_corrupt += o.ring_corrupt;
+        self.handed_off += o.handed_off;
+        self.taken_over += o.taken_over;
     }
 
     /// Total received.
@@ -123,10 +131,11 @@ impl Counters {
         self.drops.iter().sum()
     }
 
-    /// Packets held by NFs (delivered and not yet taken back).
+    /// Packets held by NFs (delivered and not yet taken back) or on their way from one
+    /// worker to another (handed off, not yet taken over). Summed over all workers.
     pub fn in_flight(&self) -> i128 {
         let d: u64 = self.nf_delivered.iter().sum();
         let r: u64 = self.nf_returned.iter().sum();
-        i128::from(d) - i128::from(r)
+        i128::from(d) - i128::from(r) + i128::from(self.handed_off) - i128::from(self.taken_over)
     }
 }

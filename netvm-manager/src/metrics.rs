@@ -288,6 +288,20 @@ pub fn render(instance: &str, r: &Report) -> String {
     );
     one(
         &mut o,
+        "netvm_handoffs_total",
+        Counter,
+        "Frames handed from one worker to another (TX queue owner, RX flow steering).",
+        r.handoffs.into(),
+    );
+    one(
+        &mut o,
+        "netvm_in_handoff_frames",
+        Gauge,
+        "Frames on their way between workers now (part of in flight).",
+        r.in_handoff.into(),
+    );
+    one(
+        &mut o,
         "netvm_ring_corrupt_total",
         Counter,
         "NF TX rings found with corrupt indices.",
@@ -535,6 +549,8 @@ mod tests {
             transmitted: 60,
             dropped: 38,
             in_flight: 2,
+            in_handoff: 0,
+            handoffs: 5,
             owned_by_nfs: 2,
             accounting_ok: true,
             drops: [
@@ -665,6 +681,8 @@ mod tests {
             ("netvm_domain_copies_total", "counter"),
             ("netvm_flow_cache_hits_total", "counter"),
             ("netvm_flow_cache_misses_total", "counter"),
+            ("netvm_handoffs_total", "counter"),
+            ("netvm_in_handoff_frames", "gauge"),
             ("netvm_ring_corrupt_total", "counter"),
             ("netvm_pools_full", "gauge"),
             ("netvm_dropped_packets_by_reason_total", "counter"),

@@ -170,6 +170,8 @@ fn full_report() -> Report {
         transmitted: 700,
         dropped: 290,
         in_flight: 10,
+        in_handoff: 0,
+        handoffs: 0,
         owned_by_nfs: 10,
         accounting_ok: true,
         drops: [("nf_verdict_drop".to_string(), 250), ("tx_full".into(), 40)].into(),

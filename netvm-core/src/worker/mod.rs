@@ -20,6 +20,7 @@ use dpdk::sys::{self, rte_mbuf};
 use netvm_shm::{Consumer, Descriptor, Producer};
 
 use crate::capture::Tap;
+use handoff::Handoff;
 use crate::stats::{Counters, DropReason};
 use crate::tables::Tables;
 use crate::{nf_state, Shared};
@@ -27,6 +28,7 @@ use flow::FlowCache;
 
 mod deliver;
 mod flow;
+pub(crate) mod handoff;
 mod returns;
 mod rx;
 mod tap;
@@ -44,7 +46,15 @@ pub enum Command {
     /// Open ring handles for a newly attached NF slot (index).
     AddNf(u16),
     /// Give back every buffer an NF holds and forget its rings (detach, crash, quarantine).
-    ReclaimNf(u16),
+    /// Every worker stops feeding the NF and counts itself in `NfRt::feed_stopped`; the worker
+    /// that drains the NF's TX ring takes its buffers back once that count reaches `stopped`,
+    /// so that no buffer can be enqueued to it after the scan.
+    ReclaimNf {
+        /// The NF.
+        nf: u16,
+        /// `feed_stopped` once every worker has stopped feeding it.
+        stopped: u64,
+    },
     /// Start capturing with this tap (replacing any other).
     CaptureStart(Box<Tap>),
     /// Stop the capture with this id: drop the tap and say so (`SessionShared::released`).
@@ -80,13 +90,19 @@ pub struct Worker {
 /// Everything a worker owns privately.
 struct State {
     id: usize,
-    /// Port indices this worker polls (queue 0 of each).
-    rx_ports: Vec<u16>,
+    /// The (port, RX queue) pairs this worker polls.
+    rx_queues: Vec<(u16, u16)>,
     nfs: Vec<NfLink>,
     txq: Vec<TxQueue>,
     flows: FlowCache,
-    /// Per port: its RX pacer if it is rate-limited (`None`: unlimited).
+    /// Per entry of `rx_queues`: its RX pacer if the port is rate-limited (`None`: unlimited).
     pacers: Vec<Option<rx::Pacer>>,
+    /// Frames staged for hand-off to each worker (RX steering), pushed after each poll.
+    steer: Vec<[Handoff; BURST]>,
+    nsteer: Vec<usize>,
+    hand_buf: [Handoff; 2 * BURST],
+    /// NFs whose reclaim waits until every worker has stopped feeding them: (NF, target).
+    pending_reclaims: Vec<(u16, u64)>,
     c: Box<Counters>,
     rx_buf: [*mut rte_mbuf; BURST],
     ret_buf: [Descriptor; 2 * BURST],
@@ -99,8 +115,13 @@ struct State {
 }
 
 impl Worker {
-    /// A worker polling `rx_ports`.
-    pub fn new(id: usize, shared: Arc<Shared>, tables: Arc<Tables>, rx_ports: Vec<u16>) -> Self {
+    /// Worker `id`, polling the (port, queue) pairs `rx_queues`.
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        tables: Arc<Tables>,
+        rx_queues: Vec<(u16, u16)>,
+    ) -> Self {
         let nfs = (0..shared.nfs.len())
             .map(|_| NfLink {
                 rx: None,
@@ -118,20 +139,29 @@ impl Worker {
                 n: 0,
             })
             .collect();
+        let nworkers = shared.commands.len().max(1);
+        let pacers = rx_queues
+            .iter()
+            .map(|&(p, _)| {
+                let port = &shared.ports[usize::from(p)];
+                // Each queue of a rate-limited port gets an equal share of its rate.
+                port.rx_rate_pps.map(|r| {
+                    let share = (r / u64::from(port.rx_queues.max(1))).max(1);
+                    rx::Pacer::new(share, shared.eal.tsc_hz(), dpdk::rdtsc())
+                })
+            })
+            .collect();
         let st = State {
             id,
-            rx_ports,
+            rx_queues,
             nfs,
             txq,
             flows: FlowCache::new(),
-            pacers: shared
-                .ports
-                .iter()
-                .map(|p| {
-                    p.rx_rate_pps
-                        .map(|r| rx::Pacer::new(r, shared.eal.tsc_hz(), dpdk::rdtsc()))
-                })
-                .collect(),
+            pacers,
+            steer: vec![[Handoff::default(); BURST]; nworkers],
+            nsteer: vec![0; nworkers],
+            hand_buf: [Handoff::default(); 2 * BURST],
+            pending_reclaims: Vec::with_capacity(crate::config::MAX_NFS),
             c: Box::default(),
             rx_buf: [std::ptr::null_mut(); BURST],
             ret_buf: [Descriptor::default(); 2 * BURST],
@@ -157,15 +187,27 @@ impl Worker {
         while !stop.load(Ordering::Relaxed) {
             self.iteration(&sh, true);
         }
-        // Drain: no new packets; take back what NFs return.
+        // Drain: no new packets; take back what NFs return and what other workers hand over,
+        // until every worker drains (no more RX hand-offs can come), no NF holds anything and
+        // nothing waits for this worker — or `drain` passes. Whatever a worker hands over
+        // after its peer left is sent by `run_built` once all have stopped.
         let end = Instant::now() + drain;
+        sh.draining.fetch_add(1, Ordering::SeqCst);
         loop {
             self.iteration(&sh, false);
-            if self.st.c.in_flight() <= 0 || Instant::now() >= end {
+            if !self.st.pending_reclaims.is_empty() {
+                self.control(&sh);
+            }
+            let all_draining = sh.draining.load(Ordering::SeqCst) >= sh.commands.len();
+            let quiet = all_draining
+                && sh.nfs.iter().all(|n| n.held() == 0)
+                && self.st.inbound_empty(&sh);
+            if quiet || Instant::now() >= end {
                 break;
             }
         }
         let t = Arc::clone(&self.tables);
+        self.st.take_over(&sh, &t);
         self.st.flush_all_tx(&sh, &t);
         if let Some(tap) = self.st.tap.take() {
             tap.shared.released.fetch_add(1, Ordering::Release);
@@ -186,10 +228,12 @@ impl Worker {
         // No worker-wide backpressure: one NF's full (or corrupt) ring must not pause RX for
         // the other chains of the port. A full ring drops that NF's packets (`ring_full`).
         if rx {
-            for i in 0..st.rx_ports.len() {
-                let p = st.rx_ports[i];
-                st.poll_port(sh, t, p);
+            for i in 0..st.rx_queues.len() {
+                st.poll_port(sh, t, i);
             }
+        }
+        if st.nworkers > 1 {
+            st.take_over(sh, t);
         }
         st.flush_staged(sh);
         for nf in 0..st.nfs.len() {
@@ -213,10 +257,7 @@ impl Worker {
                     self.tables = t;
                 }
                 Command::AddNf(nf) => self.st.open_nf(sh, nf),
-                Command::ReclaimNf(nf) => {
-                    let t = Arc::clone(&self.tables);
-                    self.st.reclaim_nf(sh, &t, nf);
-                }
+                Command::ReclaimNf { nf, stopped } => self.st.stop_feeding(sh, nf, stopped),
                 Command::CaptureStart(tap) => {
                     if let Some(old) = self.st.tap.replace(tap) {
                         old.shared.released.fetch_add(1, Ordering::Release);
@@ -235,6 +276,10 @@ impl Worker {
             }
         }
         self.st.check_rx_rings(sh);
+        if !self.st.pending_reclaims.is_empty() {
+            let t = Arc::clone(&self.tables);
+            self.st.reclaim_ready(sh, &t);
+        }
         let want = sh.snapshot_epoch.load(Ordering::Acquire);
         if want != self.st.published_epoch {
             let t = Arc::clone(&self.tables);
@@ -279,8 +324,15 @@ impl State {
         }
         // Hold still until the reader has what it needs (all workers published, owners
         // counted), bounded so that a slow reader cannot stall the data plane.
-        let deadline = Instant::now() + Duration::from_millis(20);
-        while sh.resume_epoch.load(Ordering::Acquire) < epoch && Instant::now() < deadline {
+        let wait = sh.snapshot_wait_ms.load(Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_millis(wait);
+        while sh.resume_epoch.load(Ordering::Acquire) < epoch {
+            if Instant::now() >= deadline {
+                // Say so: the reader's count of owned buffers may include what this worker
+                // does from now on, so it takes the snapshot again.
+                slot.left_early.store(epoch, Ordering::Release);
+                break;
+            }
             std::hint::spin_loop();
         }
     }
@@ -298,6 +350,8 @@ impl State {
 pub struct SnapshotSlot {
     /// Epoch of `counters`.
     pub epoch: AtomicU64,
+    /// The last epoch at which this worker stopped waiting for the reader (bounded wait).
+    pub left_early: AtomicU64,
     /// The counters (locked only by the publishing worker between bursts and by the reader).
     pub counters: std::sync::Mutex<Box<Counters>>,
 }

@@ -191,27 +191,67 @@ impl State {
         }
     }
 
-    /// Takes back every buffer NF `nf` holds (it detached, died or was quarantined). Only the
-    /// worker that drains the NF's TX ring does this, so no return can race with it.
-    pub(super) fn reclaim_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) {
+    /// Stops feeding NF `nf` (it detached, died or was quarantined): this worker's ring to it
+    /// is forgotten, descriptors staged for it are taken back here, and the worker counts
+    /// itself in `feed_stopped`. The NF's draining worker queues the reclaim, which runs once
+    /// every worker has stopped ([`Self::reclaim_ready`]).
+    pub(super) fn stop_feeding(&mut self, sh: &Shared, nf: u16, stopped: u64) {
         let nfr = &sh.nfs[usize::from(nf)];
-        if nfr.worker == self.id {
-            // First whatever it returned properly.
-            self.drain_nf(sh, t, nf);
-            let dom = &sh.domains[usize::from(nfr.domain)];
-            let mut n = 0u64;
-            for b in dom.bufs.iter() {
-                if Owner::decode(b.owner.load(Ordering::Acquire)).is_some_and(|o| o.nf == nf) {
-                    b.owner.store(OWNER_NONE, Ordering::Relaxed);
-                    self.c.nf_returned[usize::from(nf)] += 1;
-                    self.free(b.mbuf, DropReason::Reclaimed);
-                    n += 1;
-                }
-            }
-            nfr.reclaimed.fetch_add(n, Ordering::Relaxed);
-            nfr.returned
-                .store(self.c.nf_returned[usize::from(nf)], Ordering::Relaxed);
+        let dom = &sh.domains[usize::from(nfr.domain)];
+        let link = &mut self.nfs[usize::from(nf)];
+        link.rx = None;
+        link.wake = false;
+        let n = link.nstaged;
+        link.nstaged = 0;
+        let staged = link.staged;
+        for d in &staged[..n] {
+            let meta = &dom.bufs[d.buf_idx as usize];
+            meta.owner.store(OWNER_NONE, Ordering::Relaxed);
+            self.free(meta.mbuf, DropReason::NfUnavailable);
         }
+        // Release pairs with the Acquire in `reclaim_ready`: the ownership words of everything
+        // this worker enqueued to the NF are visible to the scan that follows.
+        nfr.feed_stopped.fetch_add(1, Ordering::Release);
+        if nfr.worker == self.id {
+            self.pending_reclaims.push((nf, stopped));
+        }
+    }
+
+    /// Runs the queued reclaims whose NF no worker feeds any more.
+    #[cold]
+    pub(super) fn reclaim_ready(&mut self, sh: &Shared, t: &Tables) {
+        let mut i = 0;
+        while i < self.pending_reclaims.len() {
+            let (nf, target) = self.pending_reclaims[i];
+            if sh.nfs[usize::from(nf)].feed_stopped.load(Ordering::Acquire) >= target {
+                self.pending_reclaims.swap_remove(i);
+                self.reclaim_nf(sh, t, nf);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Takes back every buffer NF `nf` holds. Only the worker that drains the NF's TX ring
+    /// does this, after every worker stopped feeding it, so no return and no delivery can
+    /// race with the scan.
+    fn reclaim_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) {
+        let nfr = &sh.nfs[usize::from(nf)];
+        // First whatever it returned properly.
+        self.drain_nf(sh, t, nf);
+        let dom = &sh.domains[usize::from(nfr.domain)];
+        let mut n = 0u64;
+        for b in dom.bufs.iter() {
+            if Owner::decode(b.owner.load(Ordering::Acquire)).is_some_and(|o| o.nf == nf) {
+                b.owner.store(OWNER_NONE, Ordering::Relaxed);
+                self.c.nf_returned[usize::from(nf)] += 1;
+                self.free(b.mbuf, DropReason::Reclaimed);
+                n += 1;
+            }
+        }
+        nfr.reclaimed.fetch_add(n, Ordering::Relaxed);
+        nfr.returned
+            .store(self.c.nf_returned[usize::from(nf)], Ordering::Relaxed);
         let link = &mut self.nfs[usize::from(nf)];
         link.rx = None;
         link.tx = None;

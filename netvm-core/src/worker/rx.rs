@@ -11,29 +11,23 @@ use crate::tables::Tables;
 use crate::Shared;
 
 impl State {
+    /// Polls entry `i` of this worker's (port, queue) list.
     #[inline]
-    pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, pidx: u16) {
+    pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, i: usize) {
+        let (pidx, queue) = self.rx_queues[i];
         let port = &sh.ports[usize::from(pidx)];
         // A rate-limited port: receive at most what its token bucket allows now.
-        let want = match self
-            .pacers
-            .get_mut(usize::from(pidx))
-            .and_then(Option::as_mut)
-        {
+        let want = match self.pacers.get_mut(i).and_then(Option::as_mut) {
             Some(p) => p.allow(dpdk::rdtsc(), BURST),
             None => BURST,
         };
         if want == 0 {
             return;
         }
-        // SAFETY: this worker is the only poller of queue 0 of this port (ports are assigned to
-        // one worker each); every mbuf returned is owned here until freed, sent or handed over.
-        let n = unsafe { port.port.rx_burst_raw(0, &mut self.rx_buf[..want]) };
-        if let Some(p) = self
-            .pacers
-            .get_mut(usize::from(pidx))
-            .and_then(Option::as_mut)
-        {
+        // SAFETY: this worker is the only poller of this queue (each queue is assigned to one
+        // worker); every mbuf returned is owned here until freed, sent or handed over.
+        let n = unsafe { port.port.rx_burst_raw(queue, &mut self.rx_buf[..want]) };
+        if let Some(p) = self.pacers.get_mut(i).and_then(Option::as_mut) {
             p.take(n);
         }
         if n == 0 {
@@ -43,13 +37,24 @@ impl State {
             let pkts = self.rx_buf;
             self.tap_burst(TapKind::PortRx, pidx, &pkts[..n], Some(pidx));
         }
+        if port.steer {
+            // Several queues, no RSS: the core's flow hash decides each frame's worker.
+            for i in 0..n {
+                let m = self.rx_buf[i];
+                self.rx_one(sh, t, m, pidx, true);
+            }
+            for to in 0..self.nsteer.len() {
+                self.push_steered(sh, to);
+            }
+            return;
+        }
         if let Some(chain) = t.port_fast.get(usize::from(pidx)).copied().flatten() {
             self.rx_fast(sh, t, n, pidx, chain);
             return;
         }
         for i in 0..n {
             let m = self.rx_buf[i];
-            self.rx_one(sh, t, m, pidx);
+            self.rx_one(sh, t, m, pidx, false);
         }
     }
 
@@ -96,13 +101,22 @@ impl State {
             // Port to port: the whole burst goes straight to the egress queue, as io
             // forwarding does (staged packets for that port go first, keeping order).
             match ch.egress {
+                Some(e) if sh.ports[usize::from(e)].txq_of_worker(self.id).is_none() => {
+                    // No TX queue of this worker on the egress port: through the queue's owner.
+                    for i in 0..n {
+                        let m = self.rx_buf[i];
+                        self.stage_tx(sh, m, e);
+                    }
+                }
                 Some(e) => {
                     self.flush_tx(sh, e);
                     if self.tap.is_some() {
                         let pkts = self.rx_buf;
                         self.tap_burst(TapKind::PortTx, e, &pkts[..n], Some(pidx));
                     }
-                    let queue = sh.ports[usize::from(e)].txq_of_worker(self.id);
+                    let queue = sh.ports[usize::from(e)]
+                        .txq_of_worker(self.id)
+                        .unwrap_or_default();
                     // SAFETY: rx_buf[..n] are owned valid mbufs; the driver takes the first
                     // `sent`; this worker is the only user of its TX queue on that port.
                     let sent = unsafe {
@@ -164,8 +178,17 @@ impl State {
         k
     }
 
+    /// A frame just received from port `pidx`: counted, then (`steer`: unless its flow
+    /// belongs to another worker, which gets it handed over) classified and routed.
     #[inline]
-    pub(super) fn rx_one(&mut self, sh: &Shared, t: &Tables, m: *mut rte_mbuf, pidx: u16) {
+    pub(super) fn rx_one(
+        &mut self,
+        sh: &Shared,
+        t: &Tables,
+        m: *mut rte_mbuf,
+        pidx: u16,
+        steer: bool,
+    ) {
         // SAFETY: m is a valid mbuf just received; header fields live in DPDK-private memory.
         let (nb_segs, data_len, pkt_len) = unsafe { ((*m).nb_segs, (*m).data_len, (*m).pkt_len) };
         self.c.port_rx[usize::from(pidx)] += 1;
@@ -174,6 +197,18 @@ impl State {
             self.free(m, DropReason::MultiSegment);
             return;
         }
+        self.rx_parsed(sh, t, m, pidx, steer);
+    }
+
+    /// A frame another worker received and handed over because its flow belongs here.
+    pub(super) fn rx_steered(&mut self, sh: &Shared, t: &Tables, m: *mut rte_mbuf, pidx: u16) {
+        self.rx_parsed(sh, t, m, pidx, false);
+    }
+
+    #[inline]
+    fn rx_parsed(&mut self, sh: &Shared, t: &Tables, m: *mut rte_mbuf, pidx: u16, steer: bool) {
+        // SAFETY: m is a valid single-segment mbuf owned here; its header is core-private.
+        let data_len = unsafe { (*m).data_len };
         // The packet bytes are in shared memory that NFs of the domain can write at any time:
         // parse a private copy of the headers, never a slice over the shared bytes.
         let mut hdr = [0u8; HDR_COPY];
@@ -181,6 +216,16 @@ impl State {
         let meta = PacketMeta::parse_prefix(&hdr[..k], usize::from(data_len)).ok();
         let key = meta.as_ref().and_then(FlowKey::from_meta);
         let hash = key.as_ref().map_or(0, symmetric_hash);
+        if steer && key.is_some() {
+            // Remixed: instance choice uses `hash % instances`, which must not correlate
+            // with the worker (else each worker would feed only some instances).
+            let mixed = (u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize;
+            let to = mixed % self.nsteer.len().max(1);
+            if to != self.id {
+                self.steer_to(sh, to, m, pidx);
+                return;
+            }
+        }
         let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
         let vlans = meta.as_ref().map_or(0, super::flow::vlan_key);
         // Flow cache (exact match on key + in port + VLAN IDs) in front of the ordered rules.

@@ -24,6 +24,13 @@ impl State {
         if n == 0 {
             return;
         }
+        let Some(queue) = sh.ports[usize::from(port)].txq_of_worker(self.id) else {
+            // The port has no TX queue for this worker: its owner transmits these.
+            self.txq[usize::from(port)].n = 0;
+            let pkts = self.txq[usize::from(port)].pkts;
+            self.hand_tx(sh, port, &pkts[..n]);
+            return;
+        };
         if self.tap.is_some() {
             let pkts = self.txq[usize::from(port)].pkts;
             self.tap_burst(TapKind::PortTx, port, &pkts[..n], None);
@@ -35,7 +42,6 @@ impl State {
             // SAFETY: staged mbufs are valid and owned here.
             bytes += u64::from(unsafe { (*m).data_len });
         }
-        let queue = sh.ports[usize::from(port)].txq_of_worker(self.id);
         // SAFETY: pkts[..n] are owned valid mbufs; the driver takes the first `sent`; this
         // worker is the only user of its TX queue on this port.
         let sent = unsafe {
