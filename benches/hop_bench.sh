@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The hop, measured fairly against the peers (issue 14). Every system gets the same traffic
+# source and sink INSIDE the switch process — net_null RX (SIZE bytes, copy=1) and net_null TX
+# (no-rx) — so no generator shares a CPU with an NF. Switch on the last CPU, every NF on CPU 0.
+#   netvm        : netvm-core, chain of K l2fwd NF processes (one domain: zero-copy)
+#   memif-copy   : testpmd switch (io, chained ports) + K testpmd NFs (mac fwd) over memif
+#   memif-zc     : the same, NF memif clients in zero-copy mode
+#   vhost        : testpmd switch with net_vhost ports + K testpmd NFs over virtio-user
+#   p2p          : netvm port->port and testpmd io-fwd null->null (the ceilings)
+# Points run in interleaved rounds (round r runs every point once, in a rotated order), and the
+# table gives each point's median and range. testpmd runs with --record-core-cycles: its
+# switch's and NFs' busy cycles per packet are printed when the core reports its own.
+# Usage: benches/hop_bench.sh [SECONDS] [ROUNDS] [SIZES] [CHAINS] [SYSTEMS]
+#   e.g. benches/hop_bench.sh 5 5 "64 256 1518" "1 2 3" "netvm memif-copy memif-zc vhost"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-5}
+ROUNDS=${2:-3}
+SIZES=${3:-64}
+CHAINS=${4:-"1 3"}
+SYSTEMS=${5:-"netvm memif-copy memif-zc vhost"}
+NCPU=$(nproc)
+SW=$((NCPU - 1))
+NFCPU=0
+cargo build --release -q -p netvm-core -p netvm-nfs
+BIN=$PWD/target/release
+TMP=$(mktemp -d /tmp/netvm-hop.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+RES="$TMP/results.txt"
+: > "$RES"
+
+# testpmd's per-second Tx-pps of its last port (the null sink), median of the last SECS-1.
+tp_rate() { # $1 = log, $2 = sink port id
+  python3 - "$1" "$2" <<'PY'
+import re, statistics, sys
+text = open(sys.argv[1], errors="replace").read()
+port = sys.argv[2]
+vals = [float(m.group(1)) for m in re.finditer(
+    r"NIC statistics for port " + port + r"\s.*?Tx-pps:\s+(\d+)", text, re.S)]
+vals = [v for v in vals if v > 0]
+print(f"{statistics.median(vals[-4:]) / 1e6:.2f}" if vals else "0")
+PY
+}
+
+tp_cycles() { # $1 = log: testpmd's "CPU cycles/packet=…" (first figure)
+  grep -o 'CPU cycles/packet=[0-9.]*' "$1" | head -1 | cut -d= -f2 || true
+}
+
+testpmd_switch() { # $1 = system, $2 = chain length, $3 = size; prints "Mpps cycles nfcycles"
+  local sys=$1 k=$2 size=$3 pfx="hop$$-$RANDOM" vdevs=() i
+  vdevs+=(--vdev "net_null0,size=$size,copy=1")
+  for i in $(seq 1 "$k"); do
+    if [ "$sys" = vhost ]; then vdevs+=(--vdev "net_vhost$i,iface=$TMP/s$i.sock")
+    else vdevs+=(--vdev "net_memif$i,role=server,socket=$TMP/s$i.sock,socket-abstract=no"); fi
+  done
+  vdevs+=(--vdev "net_null$((k + 1)),no-rx=1")
+  rm -f "$TMP"/s*.sock
+  timeout -s INT $((SECS + 6)) dpdk-testpmd --lcores="0@$SW,1@$SW" --main-lcore=0 --no-pci \
+    --in-memory --no-telemetry --file-prefix="$pfx" "${vdevs[@]}" -- --forward-mode=io \
+    --port-topology=chained --nb-cores=1 --stats-period=1 --no-lsc-interrupt \
+    --total-num-mbufs=32768 --record-core-cycles > "$TMP/switch.log" 2>&1 &
+  local swpid=$! nfpids=()
+  PIDS+=("$swpid")
+  for i in $(seq 1 "$k"); do
+    local t=0
+    while [ ! -S "$TMP/s$i.sock" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+    local dev extra=()
+    case $sys in
+      vhost) dev="net_virtio_user0,path=$TMP/s$i.sock"; extra=(--single-file-segments) ;;
+      memif-zc) dev="net_memif0,role=client,socket=$TMP/s$i.sock,socket-abstract=no,zero-copy=yes"; extra=(--single-file-segments) ;;
+      *) dev="net_memif0,role=client,socket=$TMP/s$i.sock,socket-abstract=no" ;;
+    esac
+    timeout -s INT $((SECS + 5)) dpdk-testpmd "${extra[@]}" --lcores="0@$NFCPU,1@$NFCPU" \
+      --main-lcore=0 --no-pci --in-memory --no-telemetry --file-prefix="$pfx-nf$i" \
+      --vdev "$dev" -- --forward-mode=mac --port-topology=loop --nb-cores=1 \
+      --stats-period=3600 --no-lsc-interrupt --total-num-mbufs=16384 --record-core-cycles \
+      > "$TMP/nf$i.log" 2>&1 &
+    nfpids+=($!)
+    PIDS+=($!)
+  done
+  wait "$swpid" || true
+  for p in "${nfpids[@]}"; do wait "$p" 2>/dev/null || true; done
+  echo "$(tp_rate "$TMP/switch.log" $((k + 1))) $(tp_cycles "$TMP/switch.log") $(tp_cycles "$TMP/nf1.log")"
+}
+
+testpmd_p2p() { # $1 = size
+  local pfx="hop$$-$RANDOM"
+  timeout -s INT $((SECS + 4)) dpdk-testpmd --lcores="0@$SW,1@$SW" --main-lcore=0 --no-pci \
+    --in-memory --no-telemetry --file-prefix="$pfx" --vdev "net_null0,size=$1,copy=1" \
+    --vdev net_null1,no-rx=1 -- --forward-mode=io --nb-cores=1 --stats-period=1 \
+    --no-lsc-interrupt --record-core-cycles > "$TMP/p2p.log" 2>&1 || true
+  echo "$(tp_rate "$TMP/p2p.log" 1) $(tp_cycles "$TMP/p2p.log") -"
+}
+
+netvm_run() { # $1 = chain length (0: port->port), $2 = size; prints "Mpps cycles -"
+  local k=$1 size=$2 nfs="" svcs="" i
+  for i in $(seq 1 "$k"); do
+    nfs="$nfs${nfs:+, }{\"name\": \"nf$i\", \"service\": \"s$i\", \"domain\": \"d0\"}"
+    svcs="$svcs${svcs:+, }\"s$i\""
+  done
+  cat > "$TMP/core.json" <<JSON
+{ "name": "hop", "run_dir": "$TMP/run", "workers": [{"cpu": $SW}],
+  "domains": [{"name": "d0", "buffers": 32768}],
+  "ports": [{"name": "in", "device": "net_null0,size=$size,copy=1", "domain": "d0"},
+            {"name": "out", "device": "net_null1,no-rx=1", "domain": "d0"}],
+  "nfs": [$nfs],
+  "chains": [{"name": "c", "match": {"in_port": "in"}, "services": [$svcs], "egress": "out"}] }
+JSON
+  rm -rf "$TMP/run"
+  "$BIN/netvm-core" "$TMP/core.json" --duration "$SECS" --summary "$TMP/sum.json" > "$TMP/core.out" 2> "$TMP/core.err" &
+  local cpid=$! nfpids=()
+  PIDS+=("$cpid")
+  if [ "$k" -gt 0 ]; then
+    while [ ! -S "$TMP/run/control.sock" ]; do kill -0 $cpid 2>/dev/null || { cat "$TMP/core.err" >&2; exit 1; }; sleep 0.05; done
+    local region
+    region=$(ls /dev/hugepages/netvm-d0.$cpid.region 2>/dev/null || ls /dev/shm/netvm-d0.$cpid.region)
+    for i in $(seq 1 "$k"); do
+      taskset -c $NFCPU "$BIN/l2fwd" --region "$region" --nf "nf$i" --dst-mac 02:00:00:00:00:02 > "$TMP/nf$i.out" 2>&1 &
+      nfpids+=($!)
+      PIDS+=($!)
+    done
+  fi
+  wait $cpid || { cat "$TMP/core.err" >&2; exit 1; }
+  for p in "${nfpids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  python3 - "$TMP/sum.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+tx = sum(p["tx"] for p in s["ports"])
+ok = s["accounting_ok"] and s["pools_full"]
+cyc = s.get("worker_cycles_per_packet")
+print(f'{tx / s["uptime_s"] / 1e6:.2f}{"" if ok else "!"} {cyc if cyc else "-"} -')
+PY
+}
+
+POINTS=()
+for size in $SIZES; do
+  POINTS+=("p2p-netvm 0 $size" "p2p-testpmd 0 $size")
+  for k in $CHAINS; do
+    for sys in $SYSTEMS; do POINTS+=("$sys $k $size"); done
+  done
+done
+echo "machine: $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "run: ${SECS}s per point, $ROUNDS interleaved rounds, sizes: $SIZES, chains: $CHAINS; switch CPU $SW, NFs CPU $NFCPU"
+np=${#POINTS[@]}
+for r in $(seq 1 "$ROUNDS"); do
+  for j in $(seq 0 $((np - 1))); do
+    read -r sys k size <<< "${POINTS[$(( (j + r) % np ))]}"
+    case $sys in
+      p2p-netvm) out=$(netvm_run 0 "$size") ;;
+      p2p-testpmd) out=$(testpmd_p2p "$size") ;;
+      netvm) out=$(netvm_run "$k" "$size") ;;
+      *) out=$(testpmd_switch "$sys" "$k" "$size") ;;
+    esac
+    echo "$sys $k $size $out" >> "$RES"
+    echo "  round $r: $sys chain=$k ${size}B -> $out" >&2
+  done
+done
+python3 - "$RES" <<'PY'
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(list); cyc = defaultdict(list); nfc = defaultdict(list)
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) < 4: continue
+    key = (f[0], int(f[1]), int(f[2]))
+    runs[key].append(float(f[3].rstrip("!")))
+    if len(f) > 4 and f[4] not in ("-", ""):
+        try: cyc[key].append(float(f[4]))
+        except ValueError: pass
+    if len(f) > 5 and f[5] not in ("-", ""):
+        try: nfc[key].append(float(f[5]))
+        except ValueError: pass
+print(f"{'system':<12} {'chain':>5} {'size':>5}  {'median':>7} {'min':>6} {'max':>6}  {'sw cyc/pkt':>10} {'NF cyc/pkt':>10}  runs (Mpps)")
+for key in sorted(runs, key=lambda k: (k[2], k[1], k[0])):
+    v = runs[key]
+    c = f"{statistics.median(cyc[key]):.1f}" if cyc[key] else "-"
+    n = f"{statistics.median(nfc[key]):.1f}" if nfc[key] else "-"
+    print(f"{key[0]:<12} {key[1]:>5} {key[2]:>5}  {statistics.median(v):7.2f} {min(v):6.2f} {max(v):6.2f}  {c:>10} {n:>10}  {' '.join(f'{x:.2f}' for x in v)}")
+print()
+for size in sorted({k[2] for k in runs}):
+    get = lambda s, k: runs.get((s, k, size), [])
+    nv1 = get("netvm", 1)
+    peers = {s: max(get(s, 1)) for s in ("memif-copy", "memif-zc", "vhost") if get(s, 1)}
+    if nv1 and peers:
+        best = max(peers, key=peers.get)
+        print(f"{size} B: netvm 1-NF median {statistics.median(nv1):.2f} / best peer at its best ({best}) {peers[best]:.2f} = {statistics.median(nv1) / peers[best]:.2f}  (goal >= 1.5)")
+    p2p = get("p2p-netvm", 0)
+    if nv1 and p2p:
+        print(f"{size} B: netvm 1-NF median / netvm port->port median = {statistics.median(nv1) / statistics.median(p2p):.2f}  (goal >= 0.6)")
+    nv3 = get("netvm", 3)
+    if nv1 and nv3:
+        print(f"{size} B: netvm 3-NF / 1-NF (medians) = {statistics.median(nv3) / statistics.median(nv1):.2f}  (goal >= 0.5; NFs share CPU {0})")
+    tp = get("p2p-testpmd", 0)
+    if p2p and tp:
+        print(f"{size} B: netvm port->port / testpmd io-fwd (medians) = {statistics.median(p2p) / statistics.median(tp):.2f}  (goal >= 0.85)")
+PY
