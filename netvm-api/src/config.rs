@@ -125,7 +125,10 @@ pub struct DomainConfig {
     #[serde(default = "default_buffers")]
     #[schemars(range(min = 64, max = 1048576))]
     pub buffers: u32,
-    /// NUMA node the region should live on.
+    /// NUMA node the domain lives on: its region, its NFs' control regions and its DPDK
+    /// pool are allocated there (`mbind` MPOL_BIND; a node short of free hugepages is an error
+    /// at start), and `check` requires the workers polling its ports and its NFs' `cpu` to be
+    /// CPUs of that node. Unset: no placement, no check.
     #[serde(default)]
     pub numa_node: Option<u32>,
     /// Largest frame the domain carries, bytes (Ethernet header included, no FCS): its
@@ -688,6 +691,18 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// The workers that poll port `port` (index into `cfg.ports`): today one, worker
+/// `port % workers.len()` (the core's assignment, `netvm-core` `lib.rs`). This is the one place
+/// the config-level rules (the NUMA placement check, [`crate::numa`]) learn it; when ports get
+/// several RX queues spread over workers, it returns every worker that polls one of them.
+#[must_use]
+pub fn port_workers(cfg: &Config, port: usize) -> Vec<usize> {
+    match cfg.workers.len() {
+        0 => Vec::new(),
+        n => vec![port % n],
     }
 }
 

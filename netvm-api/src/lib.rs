@@ -10,7 +10,9 @@
 //!   [`verdict_idx`](report::verdict_idx));
 //! * [`protocol`]: the control socket's typed requests ([`Request`](protocol::Request)) and
 //!   answers, one JSON object per line each way;
-//! * [`capture`]: capture points, the capture filter syntax, captured frames in answers.
+//! * [`capture`]: capture points, the capture filter syntax, captured frames in answers;
+//! * [`numa`]: the NUMA placement rule ([`Config::check_numa`](config::Config::check_numa))
+//!   against a [`NumaTopology`](numa::NumaTopology) the caller reads (hwloc in the manager).
 //!
 //! What it is not: no DPDK, no shared memory, no I/O beyond reading a config file. `netvm-core`
 //! re-exports [`config`] and builds reports and answers from these types; `netvm-manager` and
@@ -21,5 +23,6 @@
 pub mod buffer;
 pub mod capture;
 pub mod config;
+pub mod numa;
 pub mod protocol;
 pub mod report;

@@ -88,6 +88,9 @@ pub struct Domain {
     pub buf_count: u32,
     /// Bytes per buffer (headroom + the domain's data room, rounded to 64).
     pub buf_size: u32,
+    /// NUMA node its region, its NFs' control regions and its pool are on (`numa_node`);
+    /// `None`: wherever the kernel and DPDK put them.
+    pub numa_node: Option<u32>,
 }
 
 // SAFETY: the raw mbuf pointers in `bufs` are immutable after construction and point at
@@ -110,7 +113,9 @@ impl std::fmt::Debug for Domain {
 impl Domain {
     /// Creates the region file (header and packet buffers; NFs' slots and rings live in their
     /// own control regions), registers its buffer area with DPDK for DMA, lays the pool over
-    /// it, and records each buffer's mbuf.
+    /// it, and records each buffer's mbuf. With `numa_node`, the region is bound to that node
+    /// before its pages are first touched (`mbind` MPOL_BIND, then prefaulted:
+    /// [`netvm_shm::numa`]) and the pool's mbuf headers come from that DPDK socket.
     pub fn create(
         eal: &Eal,
         id: u16,
@@ -118,6 +123,7 @@ impl Domain {
         dir: &std::path::Path,
         buffers: u32,
         data_room: u32,
+        numa_node: Option<u32>,
     ) -> Result<Self, CoreError> {
         let buf_size = netvm_api::buffer::buf_size(data_room);
         // A region left by a dead core for this domain is re-initialised in place (new
@@ -134,17 +140,18 @@ impl Domain {
             buf_size,
             buf_count: buffers,
         };
-        let region = Region::create_or_replace(&path, &params).map_err(|e| CoreError::Region {
-            path: path.clone(),
-            source: e,
-        })?;
-        let r = Self::with_region(eal, id, name, &path, buffers, buf_size, region);
+        // With a node, a dead core's file is replaced rather than re-used (only fresh pages are
+        // sure to come from the node); its NFs re-attach by path all the same.
+        let region = Region::create_or_replace_on(&path, &params, numa_node)
+            .map_err(|e| region_error(name, &path, e))?;
+        let r = Self::with_region(eal, id, name, &path, buffers, buf_size, region, numa_node);
         if r.is_err() {
             let _ = std::fs::remove_file(&path);
         }
         r
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn with_region(
         eal: &Eal,
         id: u16,
@@ -153,6 +160,7 @@ impl Domain {
         buffers: u32,
         buf_size: u32,
         region: Region,
+        numa_node: Option<u32>,
     ) -> Result<Self, CoreError> {
         let elt_size = u16::try_from(buf_size).map_err(|_| {
             CoreError::Internal(format!(
@@ -173,6 +181,13 @@ impl Domain {
             source: e,
         })?;
         let pool_name = format!("dom{id}");
+        // The mbuf headers on the domain's node (SOCKET_ID_ANY without one).
+        let socket = match numa_node {
+            Some(n) => i32::try_from(n).map_err(|_| {
+                CoreError::Internal(format!("NUMA node {n} of domain {name} over i32"))
+            })?,
+            None => -1,
+        };
         // SAFETY: `area..area+len` is the region's buffer area, mapped for as long as the
         // region lives; the pool owns an Arc of the region (dropped after the pool and after
         // the registration it holds), so the mapping outlives the pool and every mbuf of it.
@@ -185,7 +200,7 @@ impl Domain {
                 pool_cache(buffers),
                 ext,
                 Arc::clone(&reg),
-                -1,
+                socket,
                 Some(Box::new(region.clone())),
             )
         }
@@ -233,6 +248,7 @@ impl Domain {
             area: base,
             buf_count: buffers,
             buf_size,
+            numa_node,
         })
     }
 
@@ -270,6 +286,47 @@ impl Domain {
     pub fn remove_file(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// A region error of domain `name`: placing it on its NUMA node failing is
+/// [`CoreError::Numa`] (names the domain and node), anything else [`CoreError::Region`].
+fn region_error(name: &str, path: &std::path::Path, e: netvm_shm::RegionError) -> CoreError {
+    match e {
+        netvm_shm::RegionError::NumaBind { node, .. }
+        | netvm_shm::RegionError::NumaPopulate { node, .. } => CoreError::Numa {
+            domain: name.to_owned(),
+            node,
+            source: e,
+        },
+        e => CoreError::Region {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// The NUMA placement rule (`netvm_api::numa`) against this machine's topology (hwloc, else
+/// sysfs; via `hugepage-tools`), checked at start as `netvm-manager check` does. Nothing is
+/// read unless a domain names a `numa_node`.
+pub fn check_numa(cfg: &netvm_api::config::Config) -> Result<(), CoreError> {
+    let Some(first) = cfg.domains.iter().position(|d| d.numa_node.is_some()) else {
+        return Ok(());
+    };
+    let t = hugepage_tools::Topology::discover().map_err(|e| {
+        CoreError::Config(netvm_api::config::ConfigError {
+            path: format!("domains[{first}].numa_node"),
+            reason: format!(
+                "cannot read this machine's NUMA topology: {}",
+                hugepage_tools::error_chain(&e)
+            ),
+        })
+    })?;
+    let topo = netvm_api::numa::NumaTopology::new(
+        t.nodes
+            .iter()
+            .map(|n| (n.id, n.cpus.iter().filter_map(|&c| usize::try_from(c).ok()))),
+    );
+    Ok(cfg.check_numa(&topo)?)
 }
 
 /// Per-lcore mempool cache size for a pool of `n` buffers: DPDK requires it below n / 1.5

@@ -86,6 +86,17 @@ pub enum CoreError {
         #[source]
         source: netvm_shm::RegionError,
     },
+    /// A domain's region could not be placed on its NUMA node.
+    #[error("placing domain {domain:?} on NUMA node {node}")]
+    Numa {
+        /// The domain.
+        domain: String,
+        /// Its `numa_node`.
+        node: u32,
+        /// What failed (mbind, or too few free pages on the node).
+        #[source]
+        source: netvm_shm::RegionError,
+    },
     /// NFs did not attach in time.
     #[error("NFs did not attach within {secs} s: {missing:?}")]
     AttachTimeout {
@@ -373,6 +384,7 @@ fn install_signals() {
 /// Builds everything the config describes: EAL, regions and pools, ports, NF slots.
 pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     cfg.validate()?;
+    domain::check_numa(&cfg)?;
     let nworkers = cfg.workers.len();
     // Every worker is an EAL lcore pinned to its CPU: lcore i runs worker i on workers[i].cpu.
     check_worker_cpus(&cfg)?;
@@ -406,7 +418,15 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     let mut domains = Vec::new();
     for (i, d) in cfg.domains.iter().enumerate() {
         let id = u16::try_from(i).map_err(|_| CoreError::Internal("domain count".into()))?;
-        let dom = Domain::create(&eal, id, &d.name, &dir, d.buffers, d.buffer_size);
+        let dom = Domain::create(
+            &eal,
+            id,
+            &d.name,
+            &dir,
+            d.buffers,
+            d.buffer_size,
+            d.numa_node,
+        );
         match dom {
             Ok(dom) => domains.push(dom),
             Err(e) => {
@@ -503,7 +523,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             id32(nworkers),
             cfg.ring_capacity,
         );
-        let ctl = match netvm_shm::Region::create_or_replace(&ctl_path, &params) {
+        let ctl = match netvm_shm::Region::create_or_replace_on(&ctl_path, &params, dom.numa_node) {
             Ok(r) => r,
             Err(e) => {
                 cleanup_nfs(&nfs);

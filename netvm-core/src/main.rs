@@ -14,7 +14,7 @@ use netvm_core::{config::Config, RunOptions};
 struct Args {
     /// Configuration file (JSON).
     config: PathBuf,
-    /// Only validate the configuration.
+    /// Only validate the configuration (and the NUMA placement of domains with a `numa_node`).
     #[arg(long)]
     check: bool,
     /// Seconds to wait for every configured NF to attach before starting the ports (0: start
@@ -63,6 +63,7 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let cfg = Config::from_file(&args.config)?;
     if args.check {
         cfg.validate()?;
+        netvm_core::domain::check_numa(&cfg)?;
         println!("{}: ok", args.config.display());
         return Ok(true);
     }

@@ -7,8 +7,9 @@
 //! 2. the core's rules: [`Config::validate`] (references, duplicates, CPU overlaps, ranges);
 //! 3. the manager's rules, which depend on this machine and on files next to the config:
 //!    CPUs that exist here, NF programs that can be found, rule and route files that parse
-//!    (and routes to ports that exist), pcap files that exist and fit their domain's pool,
-//!    and sizes that fit the machine's memory.
+//!    (and routes to ports that exist), the NUMA placement of domains with a `numa_node`
+//!    ([`check_numa`]: nodes that exist, workers and NFs on their domain's node), pcap files
+//!    that exist and fit their domain's pool, and sizes that fit the machine's memory.
 //!
 //! Relative paths in a config (region_dir, run_dir, file names in device strings, NF
 //! programs with a `/`, NF arguments) are relative to the config file's directory: the
@@ -19,6 +20,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use netvm_api::config::{Config, ConfigError, NfKind};
+use netvm_api::numa::NumaTopology;
 
 use crate::error::ManagerError;
 use crate::hugepages;
@@ -219,6 +221,7 @@ pub fn manager_checks(cfg: &Config, dir: &Path) -> Result<Vec<Option<PathBuf>>, 
         }
         check_nf_files(cfg, dir, i)?;
     }
+    check_numa(cfg)?;
     // Buffers a domain's ports may hold at once: RX rings, and net_pcap's infinite_rx copy of
     // the whole capture.
     let mut held = vec![0u64; cfg.domains.len()];
@@ -276,6 +279,31 @@ pub fn manager_checks(cfg: &Config, dir: &Path) -> Result<Vec<Option<PathBuf>>, 
         }
     }
     Ok(programs)
+}
+
+/// The NUMA placement rule ([`Config::check_numa`], `netvm_api::numa`) against this machine's
+/// topology as hwloc sees it (sysfs if hwloc fails). hwloc honours `HWLOC_SYNTHETIC` and
+/// `HWLOC_XMLFILE`, which is how the rule is tested on a one-node machine. Nothing is read
+/// unless a domain names a `numa_node`.
+pub fn check_numa(cfg: &Config) -> Result<(), ConfigError> {
+    let Some(first) = cfg.domains.iter().position(|d| d.numa_node.is_some()) else {
+        return Ok(());
+    };
+    let topo = machine_topology().map_err(|e| {
+        err(
+            format!("domains[{first}].numa_node"),
+            format!("cannot read this machine's NUMA topology: {e}"),
+        )
+    })?;
+    cfg.check_numa(&topo)
+}
+
+/// The machine's NUMA nodes and their CPUs (hwloc, else sysfs), for the placement rule.
+pub fn machine_topology() -> Result<NumaTopology, String> {
+    let t = hugepage_tools::Topology::discover().map_err(|e| hugepage_tools::error_chain(&e))?;
+    Ok(NumaTopology::new(t.nodes.iter().map(|n| {
+        (n.id, n.cpus.iter().filter_map(|&c| usize::try_from(c).ok()))
+    })))
 }
 
 /// The value of `--flag VALUE` or `--flag=VALUE` in `args`, with its index.

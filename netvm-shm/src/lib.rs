@@ -12,6 +12,8 @@
 //! * [`desc`]: the 16-byte [`Descriptor`], its validation into [`CheckedDesc`], and reject
 //!   accounting ([`RejectReason`], [`RejectCounters`]).
 //! * [`proc`]: [`proc::pid_alive`], the one liveness check for a pid a peer recorded.
+//! * [`numa`]: binding a new region to a NUMA node ([`Region::create_on`],
+//!   [`Region::create_or_replace_on`]): `mbind(MPOL_BIND)` before the first touch, then prefault.
 //!
 //! What it is not: no DPDK (the core lays its extbuf mempool over [`Region::buf_area`]), no
 //! policy (what to do with a rejected descriptor or a corrupt ring is the core's call; this crate
@@ -80,6 +82,7 @@ pub mod desc;
 mod futex;
 pub mod heap;
 pub mod layout;
+pub mod numa;
 mod primitive;
 pub mod proc;
 pub mod region;

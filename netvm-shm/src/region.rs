@@ -206,6 +206,32 @@ pub enum RegionError {
         /// Raw state found.
         found: u32,
     },
+    /// `mbind(MPOL_BIND)` of a new region's mapping to its NUMA node failed (e.g. `EINVAL`:
+    /// no such node, or a node without memory this process may use).
+    #[error("cannot bind {} to NUMA node {node} (mbind MPOL_BIND)", path.display())]
+    NumaBind {
+        /// The region file.
+        path: PathBuf,
+        /// The node.
+        node: u32,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Prefaulting a region bound to a NUMA node failed: most likely that node has too few free
+    /// (huge) pages for it.
+    #[error("cannot allocate the {len} bytes of {} on NUMA node {node} (too few free pages on that node?)", path.display())]
+    NumaPopulate {
+        /// The region file.
+        path: PathBuf,
+        /// The node.
+        node: u32,
+        /// Bytes mapped.
+        len: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Lifecycle of an NF slot ([`crate::layout::slot_state`] as an enum).
@@ -327,6 +353,22 @@ fn is_hugetlbfs(file: &File) -> bool {
     r == 0 && f_type == HUGETLBFS_MAGIC
 }
 
+/// Block size of the file system holding `file` (the huge page size on hugetlbfs); 0 if
+/// unknown.
+fn fs_page_size(file: &File) -> usize {
+    // SAFETY: `statfs` is plain old data; all-zero is a valid value.
+    let mut st: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: the fd is open for the duration of the call (`file` is borrowed) and `st` is a
+    // valid, writable `statfs`.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return 0;
+    }
+    usize::try_from(st.f_bsize)
+        .ok()
+        .filter(|b| b.is_power_of_two())
+        .unwrap_or(0)
+}
+
 fn warn_if_not_hugetlbfs(path: &Path, on_hugetlbfs: bool) {
     if !on_hugetlbfs {
         eprintln!(
@@ -374,6 +416,18 @@ impl Region {
     /// Prints a warning on stderr if `path` is not on hugetlbfs, but works anyway (tests use
     /// tmpfs). On failure the file is removed again.
     pub fn create(path: &Path, params: &RegionParams) -> Result<Self, RegionError> {
+        Self::create_on(path, params, None)
+    }
+
+    /// [`create`](Self::create), with the mapping bound to NUMA node `node` (when `Some`)
+    /// before any page of it is touched: `mbind(2)` with `MPOL_BIND`, then every page faulted
+    /// in (see [`crate::numa`]: why BIND, why prefault). Errors: [`RegionError::NumaBind`],
+    /// [`RegionError::NumaPopulate`]. `None` is exactly `create`.
+    pub fn create_on(
+        path: &Path,
+        params: &RegionParams,
+        node: Option<u32>,
+    ) -> Result<Self, RegionError> {
         let layout = RegionLayout::compute(params)?;
         let file = OpenOptions::new()
             .read(true)
@@ -382,7 +436,7 @@ impl Region {
             .mode(0o600)
             .open(path)
             .map_err(io_err("create", path))?;
-        let r = Self::init_file(file, path, &layout, 0);
+        let r = Self::init_file(file, path, &layout, 0, node);
         if r.is_err() {
             let _ = std::fs::remove_file(path);
         }
@@ -399,20 +453,36 @@ impl Region {
     /// unlinked and a new file is created; NFs still mapping the old inode see generation 0 and
     /// re-attach by path.
     pub fn create_or_replace(path: &Path, params: &RegionParams) -> Result<Self, RegionError> {
+        Self::create_or_replace_on(path, params, None)
+    }
+
+    /// [`create_or_replace`](Self::create_or_replace), with the region bound to NUMA node
+    /// `node` (see [`create_on`](Self::create_on)). With a node, an existing file is always
+    /// replaced (marked, unlinked, created anew) rather than re-initialised in place: its pages
+    /// were allocated under whatever policy its creator had, and only fresh pages are
+    /// guaranteed to come from `node`. NFs still mapping the old file re-attach by path, as
+    /// after a size change. `None` is exactly `create_or_replace`.
+    pub fn create_or_replace_on(
+        path: &Path,
+        params: &RegionParams,
+        node: Option<u32>,
+    ) -> Result<Self, RegionError> {
         let layout = RegionLayout::compute(params)?;
         let file = match OpenOptions::new().read(true).write(true).open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Self::create(path, params),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Self::create_on(path, params, node)
+            }
             Err(e) => return Err(io_err("open", path)(e)),
         };
         let len = file.metadata().map_err(io_err("stat", path))?.len();
         let old_gen = Self::retire_file(&file, len);
-        if len == layout.total_size() as u64 {
-            Self::init_file(file, path, &layout, old_gen)
+        if len == layout.total_size() as u64 && node.is_none() {
+            Self::init_file(file, path, &layout, old_gen, None)
         } else {
             drop(file);
             std::fs::remove_file(path).map_err(io_err("remove", path))?;
-            Self::create(path, params)
+            Self::create_on(path, params, node)
         }
     }
 
@@ -441,12 +511,13 @@ impl Region {
         gen.swap(0, Ordering::AcqRel)
     }
 
-    /// Sizes, maps and initialises `file`.
+    /// Sizes, maps (binding the mapping to `node` first, if any) and initialises `file`.
     fn init_file(
         file: File,
         path: &Path,
         layout: &RegionLayout,
         old_gen: u64,
+        node: Option<u32>,
     ) -> Result<Self, RegionError> {
         let total = layout.total_size();
         file.set_len(total as u64).map_err(io_err("resize", path))?;
@@ -458,6 +529,31 @@ impl Region {
             .len(total)
             .map_raw(&file)
             .map_err(io_err("map", path))?;
+        if let Some(node) = node {
+            // The whole mapping, in whole pages of the file system (a huge page cannot be
+            // split); the kernel rounds the mapping up the same way.
+            let page = fs_page_size(&file).max(PAGE_SIZE);
+            let len = total.div_ceil(page).saturating_mul(page);
+            // SAFETY: `map` is our fresh mapping of a file we just created (`create_on` opens
+            // it with O_CREAT | O_EXCL; `create_or_replace_on` never re-uses a file when given
+            // a node), `len` covers exactly its pages, and nothing has touched them yet.
+            unsafe { crate::numa::bind(map.as_mut_ptr(), len, node) }.map_err(|source| {
+                RegionError::NumaBind {
+                    path: path.to_path_buf(),
+                    node,
+                    source,
+                }
+            })?;
+            // SAFETY: as above; the file's contents are not initialised yet.
+            unsafe { crate::numa::populate(map.as_mut_ptr(), len) }.map_err(|source| {
+                RegionError::NumaPopulate {
+                    path: path.to_path_buf(),
+                    node,
+                    len,
+                    source,
+                }
+            })?;
+        }
         let mut region = Self::init_mapping(map, layout, old_gen)?;
         let inner = Arc::get_mut(&mut region.inner).expect("fresh region has one owner");
         inner.path = Some(path.to_path_buf());
