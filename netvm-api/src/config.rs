@@ -694,16 +694,26 @@ impl Config {
     }
 }
 
-/// The workers that poll port `port` (index into `cfg.ports`): today one, worker
-/// `port % workers.len()` (the core's assignment, `netvm-core` `lib.rs`). This is the one place
-/// the config-level rules (the NUMA placement check, [`crate::numa`]) learn it; when ports get
-/// several RX queues spread over workers, it returns every worker that polls one of them.
+/// The workers that poll port `port` (index into `cfg.ports`): the owners of its RX queues
+/// ([`Config::rx_queue_worker`]). With `rx_queues` unset the core opens one queue per worker
+/// (fewer only if the device offers fewer, which the config cannot know), so every worker is
+/// counted. This is the one place the config-level rules (the NUMA placement check,
+/// [`crate::numa`]) learn the assignment.
 #[must_use]
 pub fn port_workers(cfg: &Config, port: usize) -> Vec<usize> {
-    match cfg.workers.len() {
-        0 => Vec::new(),
-        n => vec![port % n],
+    let n = cfg.workers.len();
+    if n == 0 {
+        return Vec::new();
     }
+    let queues = cfg
+        .ports
+        .get(port)
+        .and_then(|p| p.rx_queues)
+        .map_or(n, usize::from);
+    let mut w: Vec<usize> = (0..queues).map(|q| cfg.rx_queue_worker(port, q)).collect();
+    w.sort_unstable();
+    w.dedup();
+    w
 }
 
 fn valid_name(s: &str) -> bool {

@@ -232,9 +232,9 @@ mod tests {
         serde_json::json!({
             "workers": [{"cpu": 0}, {"cpu": 4}],
             "domains": [{"name": "a", "numa_node": 0}, {"name": "b", "numa_node": 1}],
-            "ports": [{"name": "pa0", "device": "net_null0", "domain": "a"},
-                      {"name": "pb", "device": "net_null1", "domain": "b"},
-                      {"name": "pa1", "device": "net_null2", "domain": "a"}],
+            "ports": [{"name": "pa0", "device": "net_null0", "domain": "a", "rx_queues": 1},
+                      {"name": "pb", "device": "net_null1", "domain": "b", "rx_queues": 1},
+                      {"name": "pa1", "device": "net_null2", "domain": "a", "rx_queues": 1}],
             "nfs": [{"name": "fa", "service": "s", "domain": "a", "cpu": 1},
                     {"name": "fb", "service": "t", "domain": "b", "cpu": 5}]
         })
@@ -245,6 +245,23 @@ mod tests {
         // pa0 -> worker 0 (CPU 0, node 0), pb -> worker 1 (CPU 4, node 1), pa1 -> worker 0.
         cfg(base()).check_numa(&topo()).unwrap();
         assert_eq!(port_workers(&cfg(base()), 2), vec![0]);
+    }
+
+    #[test]
+    fn ports_with_a_queue_per_worker_are_polled_by_every_worker() {
+        // rx_queues unset: one queue per worker, so both workers poll pa0 (domain a, node 0),
+        // and worker 1 (CPU 4, node 1) is misplaced for it.
+        let mut v = base();
+        v["ports"][0].as_object_mut().unwrap().remove("rx_queues");
+        let c = cfg(v);
+        assert_eq!(port_workers(&c, 0), vec![0, 1]);
+        let e = c.check_numa(&topo()).unwrap_err();
+        assert_eq!(e.path, "workers[1].cpu", "{e}");
+        // An explicit map puts both queues on worker 0: fine again.
+        let mut v = base();
+        v["ports"][0]["rx_queues"] = serde_json::json!(2);
+        v["ports"][0]["rx_queue_workers"] = serde_json::json!([0, 0]);
+        cfg(v).check_numa(&topo()).unwrap();
     }
 
     #[test]

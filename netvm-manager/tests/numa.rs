@@ -41,16 +41,16 @@ fn check(dir: &Scratch, cfg: &Value, topology: Option<&str>) -> (i32, String) {
     manager_on("check", dir, cfg, topology)
 }
 
-/// One domain on node 0 with two ports; workers on CPUs 0 and 1 (port `b` is polled by
-/// worker 1, `ports[1] % 2`).
+/// One domain on node 0 with two single-queue ports; workers on CPUs 0 and 1 (port `b`'s
+/// queue is polled by worker 1, `(1 + 0) % 2`).
 fn one_domain_two_workers(dir: &Scratch) -> Value {
     json!({
         "name": dir.name(),
         "run_dir": dir.path("run"),
         "workers": [{"cpu": 0}, {"cpu": 1}],
         "domains": [{"name": "d", "buffers": 4096, "numa_node": 0}],
-        "ports": [{"name": "a", "device": "net_null0", "domain": "d"},
-                  {"name": "b", "device": "net_null1", "domain": "d"}]
+        "ports": [{"name": "a", "device": "net_null0", "domain": "d", "rx_queues": 1},
+                  {"name": "b", "device": "net_null1", "domain": "d", "rx_queues": 1}]
     })
 }
 
@@ -92,8 +92,8 @@ fn check_accepts_each_domain_on_its_workers_node() {
         "workers": [{"cpu": 0}, {"cpu": 1}],
         "domains": [{"name": "d0", "buffers": 4096, "numa_node": 0},
                     {"name": "d1", "buffers": 4096, "numa_node": 1}],
-        "ports": [{"name": "a", "device": "net_null0", "domain": "d0"},
-                  {"name": "b", "device": "net_null1", "domain": "d1"}]
+        "ports": [{"name": "a", "device": "net_null0", "domain": "d0", "rx_queues": 1},
+                  {"name": "b", "device": "net_null1", "domain": "d1", "rx_queues": 1}]
     });
     let (code, err) = check(&dir, &cfg, Some(TWO_NODES));
     assert_eq!(code, 0, "{err}");
