@@ -270,6 +270,8 @@ pub struct Shared {
     pub capture: Mutex<Option<capture::Session>>,
     /// Last capture id given out.
     pub capture_ids: AtomicU64,
+    /// Least-loaded placements per (flow, service), shared by the workers (`worker::place`).
+    pub placements: worker::Placements,
 }
 
 impl Shared {
@@ -519,6 +521,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         started: OnceLock::new(),
         capture: Mutex::new(None),
         capture_ids: AtomicU64::new(0),
+        placements: worker::Placements::new(),
         config: cfg,
     };
     for i in 0..shared.nfs.len() {
