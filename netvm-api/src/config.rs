@@ -260,8 +260,16 @@ pub enum Balance {
     /// Symmetric 5-tuple hash: a flow (both directions) always meets the same instance.
     #[default]
     FlowHash,
-    /// New flows go to the instance with the emptiest ring (NetVM's state-based balancing);
-    /// a flow stays on its instance once placed.
+    /// NetVM's state-based balancing, at every service of the chain that has several
+    /// instances: a flow new to a service goes to the attached instance whose RX ring holds
+    /// the fewest packets (ties: the first instance in the NF list), and stays on that
+    /// instance while it is attached — across chain changes (`set_chains`) too; if the
+    /// instance goes away the flow is placed anew. A flow is the core's own symmetric 5-tuple
+    /// hash (both directions meet the same instance); flows with equal hashes share their
+    /// placement (every non-IP frame included). Placements live in one table of 65536
+    /// (flow, service) entries, 8 per set: a flow placed in a full set evicts one entry, whose
+    /// flow is placed anew on its next packet (the only time a flow can move while its
+    /// instance stays attached).
     LeastLoaded,
 }
 
@@ -319,7 +327,8 @@ pub struct ChainConfig {
     /// Further ports an NF of this chain may send to with OUT(port).
     #[serde(default)]
     pub allow_ports: Vec<String>,
-    /// Instance selection.
+    /// How every service of the chain that has several instances picks one for a packet:
+    /// `flow_hash` (default) or `least_loaded`.
     #[serde(default)]
     pub balance: Balance,
     /// What happens to a packet whose next service has no attached instance left (crashed,

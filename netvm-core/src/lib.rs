@@ -305,6 +305,8 @@ pub struct Shared {
     pub draining: std::sync::atomic::AtomicUsize,
     /// How long a worker holds still for a snapshot's reader, ms (see `control::snapshot`).
     pub snapshot_wait_ms: AtomicU64,
+    /// Least-loaded placements per (flow, service), shared by the workers (`worker::place`).
+    pub placements: worker::Placements,
 }
 
 impl Shared {
@@ -589,6 +591,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         handoff_rx: worker::handoff::rings(nworkers),
         draining: std::sync::atomic::AtomicUsize::new(0),
         snapshot_wait_ms: AtomicU64::new(20),
+        placements: worker::Placements::new(),
         config: cfg,
     };
     for i in 0..shared.nfs.len() {

@@ -252,13 +252,9 @@ impl Tables {
                 .rules
                 .iter()
                 .find(|(r, _)| r.in_port.is_none_or(|ip| usize::from(ip) == p));
-            *fast = first.and_then(|(r, c)| {
-                let only_port = r.only_in_port();
-                // Least-loaded placement pins flows in the flow cache: it needs the slow path.
-                let pins = self.chains[usize::from(*c)].balance == Balance::LeastLoaded
-                    && self.needs_hash[usize::from(*c)];
-                (only_port && !pins).then_some(*c)
-            });
+            // Least-loaded placement needs no flow cache (the placement table is keyed by the
+            // flow hash, which the fast path computes when a service has several instances).
+            *fast = first.and_then(|(r, c)| r.only_in_port().then_some(*c));
         }
         Ok(())
     }

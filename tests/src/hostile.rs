@@ -35,6 +35,9 @@
 //! * `neighbour`: tries to reach another NF's control words: scans both of its mappings for
 //!   the victim's slot (its name), then, after dropping to an unprivileged uid, tries to open
 //!   the victim's control region file. Prints `ATTACK-REPORT {json}` and forwards like l2fwd.
+//! * `rehash`: forwards every packet with NEXT, but writes a different `flow_hash` into each
+//!   descriptor it returns (a counter): a core that placed flows at later chain positions by
+//!   that word would scatter every flow over the instances of the next service.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -482,6 +485,8 @@ pub enum Attack {
     Header,
     /// Try to reach `victim`'s control words, then forward.
     Neighbour,
+    /// Forward, rewriting every returned descriptor's `flow_hash`.
+    Rehash,
 }
 
 /// Options of [`run_attack`].
@@ -497,13 +502,15 @@ pub struct AttackOpts {
     pub as_uid: Option<u32>,
 }
 
-/// Forwards every packet with NEXT (as l2fwd does); false if stopped or cut off.
+/// Forwards every packet with NEXT (as l2fwd does), up to `limit`; with `rehash`, each with a
+/// new `flow_hash`. Returns how many.
 fn forward(
     rx: &mut netvm_shm::Consumer,
     tx: &mut netvm_shm::Producer,
     slot: &netvm_shm::SlotRef<'_>,
     stop: &AtomicBool,
     limit: u64,
+    rehash: bool,
 ) -> Result<u64, String> {
     let mut buf = [Descriptor::default(); 32];
     let mut n_fwd = 0u64;
@@ -522,8 +529,13 @@ fn forward(
             let _ = rx.wait_for_work(Duration::from_millis(5));
             continue;
         }
-        for d in &mut buf[..n] {
+        for (i, d) in buf[..n].iter_mut().enumerate() {
             d.set_verdict(Verdict::Next);
+            if rehash {
+                d.flow_hash = u32::try_from((n_fwd + i as u64) & 0xffff_ffff)
+                    .unwrap_or(0)
+                    .wrapping_mul(0x9e37_79b9);
+            }
         }
         if !push_all(tx, slot, &buf[..n], stop)? {
             break;
@@ -555,6 +567,7 @@ pub fn run_attack(
         }
     };
     match o.attack {
+        Attack::Rehash => got = forward(&mut rx, &mut tx, &slot, stop, u64::MAX, true)?,
         Attack::Hoard => {
             let mut buf = [Descriptor::default(); 32];
             while !stop.load(Ordering::Relaxed) {
@@ -569,7 +582,7 @@ pub fn run_attack(
             println!("ATTACK-REPORT {}", json!({"hoarded": got}));
         }
         Attack::CorruptTx | Attack::CorruptRx => {
-            got = forward(&mut rx, &mut tx, &slot, stop, o.first)?;
+            got = forward(&mut rx, &mut tx, &slot, stop, o.first, false)?;
             let ctl = r.as_ptr().as_ptr();
             let ring = if o.attack == Attack::CorruptTx {
                 rings.tx
@@ -600,7 +613,7 @@ pub fn run_attack(
             // races only with other processes' reads of it, which is the attack.
             unsafe { std::ptr::write_bytes(dom.as_mut_ptr(), 0xa5, 4096) };
             println!("ATTACK-REPORT {}", json!({"header_bytes": 4096}));
-            got = forward(&mut rx, &mut tx, &slot, stop, u64::MAX)?;
+            got = forward(&mut rx, &mut tx, &slot, stop, u64::MAX, false)?;
         }
         Attack::Neighbour => {
             let victim = o.victim.as_deref().ok_or("--victim missing")?;
@@ -655,7 +668,7 @@ pub fn run_attack(
                     "victim_control": vpath.display().to_string(),
                 })
             );
-            got = forward(&mut rx, &mut tx, &slot, stop, u64::MAX)?;
+            got = forward(&mut rx, &mut tx, &slot, stop, u64::MAX, false)?;
         }
     }
     let _ = slot.detach();

@@ -1,22 +1,23 @@
-//! Delivery to NFs: routing along a chain, picking an instance (flow-hash affinity or
-//! least-loaded), the domain-crossing copy, ownership, the per-NF quota and the staged
-//! burst enqueue.
+//! Delivery to NFs: routing along a chain, picking an instance (flow-hash affinity, or
+//! least-loaded through the placement table of [`super::place`]), the domain-crossing copy,
+//! ownership, the per-NF quota and the staged burst enqueue.
 
 use std::sync::atomic::Ordering;
 
 use dpdk::sys::{self, rte_mbuf};
 use netvm_shm::{Descriptor, RejectReason};
 
-use super::{State, BURST, PINS};
+use super::{State, BURST};
 use crate::capture::TapKind;
 use crate::config::Balance;
 use crate::domain::{owner_word, OWNER_NONE};
 use crate::stats::DropReason;
 use crate::tables::{FailurePolicy, Tables};
-use crate::{nf_state, Shared};
+use crate::Shared;
 
 impl State {
-    /// Sends the packet to chain position `pos` (or the chain's egress past the end).
+    /// Sends the packet to chain position `pos` (or the chain's egress past the end). `hash`
+    /// is the flow's symmetric hash as the core computed it at RX (never an NF's word).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) fn route(
@@ -29,7 +30,6 @@ impl State {
         pos: usize,
         in_port: u8,
         hash: u32,
-        flow_slot: Option<usize>,
     ) {
         let Some(ch) = t.chains.get(usize::from(chain)) else {
             self.free(m, DropReason::ChainRemoved);
@@ -45,8 +45,9 @@ impl State {
         // Bypass skips services without an attached instance (at most the chain's length).
         let mut pos = pos;
         let nf = loop {
-            let svc = &t.services[usize::from(ch.services[pos])];
-            match self.pick_instance(sh, &svc.instances, ch.balance, hash, pos, flow_slot) {
+            let sid = ch.services[pos];
+            let svc = &t.services[usize::from(sid)];
+            match self.pick_instance(sh, sid, &svc.instances, ch.balance, hash) {
                 Some(nf) => break nf,
                 None if ch.failure == FailurePolicy::Bypass => {
                     pos += 1;
@@ -67,58 +68,28 @@ impl State {
         self.deliver(sh, m, dom, nf, chain, pos, in_port, hash);
     }
 
+    /// An attached instance of service `sid` (NF indices `inst`) for flow `hash`.
     #[inline]
     pub(super) fn pick_instance(
         &mut self,
         sh: &Shared,
+        sid: u16,
         inst: &[u16],
         balance: Balance,
         hash: u32,
-        pos: usize,
-        flow_slot: Option<usize>,
     ) -> Option<u16> {
-        let active = |nf: u16, s: &Self| {
-            sh.nfs[usize::from(nf)].state.load(Ordering::Relaxed) == nf_state::ATTACHED
-                && s.nfs[usize::from(nf)].rx.is_some()
-        };
         if inst.len() == 1 {
-            return active(inst[0], self).then_some(inst[0]);
+            return self.active(sh, inst[0]).then_some(inst[0]);
         }
-        if balance == Balance::LeastLoaded && pos < PINS {
-            if let Some(fs) = flow_slot {
-                let pin = self.flows.pin(fs, pos);
-                if usize::from(pin) < inst.len() && active(inst[usize::from(pin)], self) {
-                    return Some(inst[usize::from(pin)]);
-                }
-                // New flow (or its instance went away): the instance with the emptiest ring.
-                let mut best: Option<(usize, u32)> = None;
-                for (i, &nf) in inst.iter().enumerate() {
-                    if !active(nf, self) {
-                        continue;
-                    }
-                    let link = &self.nfs[usize::from(nf)];
-                    let used = link
-                        .rx
-                        .as_ref()
-                        .and_then(|p| p.len().ok())
-                        .unwrap_or(u32::MAX)
-                        .saturating_add(crate::id32(link.nstaged));
-                    if best.is_none_or(|(_, b)| used < b) {
-                        best = Some((i, used));
-                    }
-                }
-                let (i, _) = best?;
-                self.flows
-                    .set_pin(fs, pos, u8::try_from(i).unwrap_or(u8::MAX));
-                return Some(inst[i]);
-            }
+        if balance == Balance::LeastLoaded {
+            return self.least_loaded(sh, sid, inst, hash);
         }
         // Flow-hash affinity; skip to the next active instance if the chosen one is away.
         let n = inst.len();
         let start = hash as usize % n;
         (0..n)
             .map(|k| inst[(start + k) % n])
-            .find(|&nf| active(nf, self))
+            .find(|&nf| self.active(sh, nf))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -200,8 +171,15 @@ impl State {
             self.flush_nf(sh, nf);
         }
         let link = &mut self.nfs[usize::from(nf)];
-        // SAFETY: m is a valid mbuf owned here.
-        let (off, len) = unsafe { ((*m).data_off, (*m).data_len) };
+        // SAFETY: m is a valid mbuf owned here; its header is core-private memory.
+        let (off, len) = unsafe {
+            // The flow's identity for the next positions travels here, out of the NF's reach
+            // (`take_back` reads it back; after a domain copy `m` is the new mbuf, so the hash
+            // moves with the packet). The descriptor's `flow_hash` is only information for
+            // the NF: the core never reads it back.
+            (*m).__bindgen_anon_2.hash.rss = hash;
+            ((*m).data_off, (*m).data_len)
+        };
         let pos8 = u8::try_from(pos).unwrap_or(u8::MAX);
         // Relaxed: the ring's Release publication orders this store before the NF (and hence
         // the worker draining its TX ring, via the NF's Release) can see the descriptor.

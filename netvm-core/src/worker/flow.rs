@@ -1,10 +1,10 @@
 //! The exact-match flow cache in front of the ordered rules: 4-way set associative on (5-tuple,
-//! input port, VLAN IDs — everything a rule can look at), a round-robin victim per set, fixed size (allocated once at start). Each entry
-//! also remembers, per chain position, which instance a least-loaded chain placed the flow on.
+//! input port, VLAN IDs — everything a rule can look at), a round-robin victim per set, fixed
+//! size (allocated once at start). It caches classification only: where a least-loaded chain
+//! placed a flow lives in the placement table ([`super::place`]), which outlives this cache's
+//! evictions and its clearing on every table change.
 
 use netvm_wire::FlowKey;
-
-use super::PINS;
 
 const FLOW_SETS: usize = 2048;
 const FLOW_WAYS: usize = 4;
@@ -17,7 +17,6 @@ struct FlowEntry {
     vlans: u32,
     key: FlowKey,
     chain: u16,
-    pins: [u8; PINS],
 }
 
 const EMPTY_FLOW: FlowEntry = FlowEntry {
@@ -32,7 +31,6 @@ const EMPTY_FLOW: FlowEntry = FlowEntry {
         dst_port: 0,
     },
     chain: 0,
-    pins: [u8::MAX; PINS],
 };
 
 /// The cache (see the module docs). Entry handles are plain indices, valid until the next
@@ -102,7 +100,6 @@ impl FlowCache {
             vlans,
             key,
             chain,
-            pins: [u8::MAX; PINS],
         };
         i
     }
@@ -111,19 +108,6 @@ impl FlowCache {
     #[inline]
     pub(super) fn chain(&self, i: usize) -> u16 {
         self.entries[i].chain
-    }
-
-    /// The instance (index into the service's instances) entry `i` is pinned to at chain
-    /// position `pos` (`u8::MAX`: none yet).
-    #[inline]
-    pub(super) fn pin(&self, i: usize, pos: usize) -> u8 {
-        self.entries[i].pins[pos]
-    }
-
-    /// Pins entry `i` to instance `inst` at chain position `pos`.
-    #[inline]
-    pub(super) fn set_pin(&mut self, i: usize, pos: usize, inst: u8) {
-        self.entries[i].pins[pos] = inst;
     }
 }
 
@@ -168,10 +152,6 @@ mod tests {
             .filter(|&n| c.lookup(&key(n), 0, 0, 7).is_some())
             .count();
         assert_eq!(cached, FLOW_WAYS);
-        let j = c.lookup(&key(5), 0, 0, 7).unwrap();
-        assert_eq!(c.pin(j, 0), u8::MAX);
-        c.set_pin(j, 0, 1);
-        assert_eq!(c.pin(j, 0), 1);
         c.clear();
         assert_eq!(c.lookup(&key(5), 0, 0, 7), None);
     }

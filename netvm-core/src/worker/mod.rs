@@ -8,7 +8,8 @@
 //!
 //! The worker's state and loop live here; its seams are modules: [`rx`] (ports, parsing a
 //! private header copy, rules), [`flow`] (the exact-match flow cache), [`deliver`] (chains, instance choice, the
-//! domain-crossing copy, quotas, staged enqueue), [`returns`] (everything NFs hand back, its
+//! domain-crossing copy, quotas, staged enqueue), [`place`] (least-loaded placement per
+//! flow and service), [`returns`] (everything NFs hand back, its
 //! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching) and
 //! [`tap`] (the capture hooks: one branch each while no capture runs).
 
@@ -29,6 +30,7 @@ use flow::FlowCache;
 mod deliver;
 mod flow;
 pub(crate) mod handoff;
+mod place;
 mod returns;
 mod rx;
 mod tap;
@@ -36,8 +38,8 @@ mod tx;
 
 /// Packets per burst.
 pub const BURST: usize = 32;
-/// Chain positions whose instance a flow remembers (least-loaded balancing).
-const PINS: usize = 4;
+
+pub use place::Placements;
 
 /// Commands from the control side, applied between bursts.
 pub enum Command {

@@ -109,14 +109,19 @@ impl State {
         };
         // SAFETY: m is the mbuf pinned to this buffer, owned by the core again; the new bounds
         // were validated against the buffer size, which is the mbuf's buffer length.
-        unsafe {
+        let hash = unsafe {
             // Most NFs keep the packet where it was: skip the stores then.
             if (*m).data_off != d.data_off() || (*m).data_len != d.data_len() {
                 (*m).data_off = d.data_off();
                 (*m).data_len = d.data_len();
                 (*m).pkt_len = u32::from(d.data_len());
             }
-        }
+            // The flow hash the core computed at RX, kept in the (core-private) mbuf header by
+            // `deliver` — not the descriptor's `flow_hash`, which the NF may have rewritten.
+            // Visible here through the same Release/Acquire chain (core → NF → core rings) as
+            // the owner word.
+            (*m).__bindgen_anon_2.hash.rss
+        };
         let Some(ch) = t.chains.get(usize::from(owner.chain)) else {
             self.free(m, DropReason::ChainRemoved);
             return;
@@ -136,8 +141,7 @@ impl State {
                     owner.chain,
                     usize::from(owner.pos) + 1,
                     owner.in_port,
-                    raw.flow_hash,
-                    None,
+                    hash,
                 );
             }
             Verdict::Service(id) => {
@@ -157,8 +161,7 @@ impl State {
                             owner.chain,
                             from + k,
                             owner.in_port,
-                            raw.flow_hash,
-                            None,
+                            hash,
                         )
                     }
                     None => {

@@ -156,7 +156,7 @@ impl State {
         for i in 0..n {
             let m = self.rx_buf[i];
             let hash = if hash_needed { packet_hash(m) } else { 0 };
-            self.route(sh, t, m, dom, chain, 0, in_port, hash, None);
+            self.route(sh, t, m, dom, chain, 0, in_port, hash);
         }
     }
 
@@ -229,24 +229,22 @@ impl State {
         let in_port = u8::try_from(pidx).unwrap_or(u8::MAX);
         let vlans = meta.as_ref().map_or(0, super::flow::vlan_key);
         // Flow cache (exact match on key + in port + VLAN IDs) in front of the ordered rules.
-        let (chain, slot) = match key {
+        let chain = match key {
             Some(k) => match self.flows.lookup(&k, in_port, vlans, hash) {
                 Some(i) => {
                     self.c.flow_cache_hits += 1;
-                    (Some(self.flows.chain(i)), Some(i))
+                    Some(self.flows.chain(i))
                 }
                 None => {
                     self.c.flow_cache_misses += 1;
-                    match classify(t, meta.as_ref(), pidx) {
-                        Some(ch) => (
-                            Some(ch),
-                            Some(self.flows.insert(k, in_port, vlans, hash, ch)),
-                        ),
-                        None => (None, None),
+                    let ch = classify(t, meta.as_ref(), pidx);
+                    if let Some(ch) = ch {
+                        self.flows.insert(k, in_port, vlans, hash, ch);
                     }
+                    ch
                 }
             },
-            None => (classify(t, meta.as_ref(), pidx), None),
+            None => classify(t, meta.as_ref(), pidx),
         };
         let Some(chain) = chain else {
             self.free(m, DropReason::NoChain);
@@ -254,7 +252,7 @@ impl State {
         };
         self.c.chain_pkts[usize::from(chain)] += 1;
         let dom = sh.ports[usize::from(pidx)].domain;
-        self.route(sh, t, m, dom, chain, 0, in_port, hash, slot);
+        self.route(sh, t, m, dom, chain, 0, in_port, hash);
     }
 }
 

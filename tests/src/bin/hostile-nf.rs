@@ -1,5 +1,5 @@
 //! `hostile-nf --region PATH --nf NAME [--mode mixed|flood|spy|open|hoard|corrupt-tx|corrupt-rx|
-//! header|neighbour] …`: the adversarial NF of `netvm_tests::hostile`. `flood`: `--count N
+//! header|neighbour|rehash] …`: the adversarial NF of `netvm_tests::hostile`. `flood`: `--count N
 //! --hold N --keep N --scribble --seed N`. `corrupt-*`: `--first N`. `neighbour`: `--victim NF
 //! --as-uid UID`. `spy`: `--marker
 //! HEX` (without `--nf`: map only, no slot). `open`: only tries to open the region file read-write
@@ -71,13 +71,17 @@ fn main() {
             netvm_tests::hostile::run_flood(path, n, o, &STOP)
         }
         ("mixed", Some(n)) => netvm_tests::hostile::run(path, n, &STOP),
-        (m @ ("hoard" | "corrupt-tx" | "corrupt-rx" | "header" | "neighbour"), Some(n)) => {
+        (
+            m @ ("hoard" | "corrupt-tx" | "corrupt-rx" | "header" | "neighbour" | "rehash"),
+            Some(n),
+        ) => {
             use netvm_tests::hostile::{Attack, AttackOpts};
             let attack = match m {
                 "hoard" => Attack::Hoard,
                 "corrupt-tx" => Attack::CorruptTx,
                 "corrupt-rx" => Attack::CorruptRx,
                 "header" => Attack::Header,
+                "rehash" => Attack::Rehash,
                 _ => Attack::Neighbour,
             };
             let o = AttackOpts {
