@@ -21,7 +21,7 @@ cargo build --release -q -p netvm-core -p netvm-nfs
 BIN=target/release
 TMP=$(mktemp -d /tmp/netvm-bench.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$TMP" /var/run/dpdk/nvbench$$; }
 trap cleanup EXIT
 
 testpmd() { # $1 = mp-alloc

@@ -26,7 +26,7 @@ cargo build --release -q -p netvm-core -p netvm-nfs
 BIN=$PWD/target/release
 TMP=$(mktemp -d /tmp/netvm-hop.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$TMP" /var/run/dpdk/hop$$-*; }
 trap cleanup EXIT
 RES="$TMP/results.txt"
 : > "$RES"

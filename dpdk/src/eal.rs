@@ -173,7 +173,11 @@ impl EalBuilder {
         if let Some(m) = self.main_lcore {
             a.push(format!("--main-lcore={m}"));
         }
-        a.push("--in-memory".into());
+        // DPDK 22.11 treats --no-huge as legacy memory, which it refuses together with
+        // --in-memory; without hugepages there are no hugepage files to keep off the
+        // filesystem anyway, and --no-shconf keeps the shared config off it.
+        let no_huge = self.no_huge_mb.is_some() || self.extra.iter().any(|x| x == "--no-huge");
+        a.push(if no_huge { "--no-shconf" } else { "--in-memory" }.into());
         a.push("--no-telemetry".into());
         let prefix = self.file_prefix.clone().unwrap_or_else(|| {
             format!(
@@ -249,6 +253,12 @@ impl EalBuilder {
             let errno = crate::rte_errno();
             // DPDK clears its run-once flag on most failures; allow a corrected retry.
             INITIALIZED.store(false, Ordering::SeqCst);
+            // It may have created its runtime directory before failing.
+            if let Some(p) = args.iter().find_map(|a| a.strip_prefix("--file-prefix=")) {
+                if !p.is_empty() && !p.contains('/') {
+                    let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(p));
+                }
+            }
             return Err(EalError::InitFailed {
                 args,
                 errno,
@@ -364,9 +374,13 @@ mod tests {
     #[test]
     fn default_args() {
         let a = EalBuilder::new("x").lcores("0").no_huge(64).args();
-        for want in ["--in-memory", "--no-pci", "--no-huge", "--iova-mode=va"] {
+        for want in ["--no-shconf", "--no-pci", "--no-huge", "--iova-mode=va"] {
             assert!(a.iter().any(|x| x == want), "{want} missing from {a:?}");
         }
+        // DPDK refuses --no-huge (legacy memory) with --in-memory.
+        assert!(!a.iter().any(|x| x == "--in-memory"), "{a:?}");
+        let a = EalBuilder::new("x").lcores("0").args();
+        assert!(a.iter().any(|x| x == "--in-memory"), "{a:?}");
         assert!(a.iter().any(|x| x.starts_with("--file-prefix=netvm-")));
         let a = EalBuilder::new("x").allow_pci("0000:01:00.0").args();
         assert!(!a.iter().any(|x| x == "--no-pci"));

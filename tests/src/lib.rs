@@ -382,6 +382,7 @@ impl Core {
 impl Drop for Core {
     fn drop(&mut self) {
         self.nfs.clear();
+        let core_pid = self.core.child.as_ref().map(std::process::Child::id);
         if self.core.child.is_some() {
             self.core.signal(libc::SIGTERM);
             if self.core.wait_timeout(Duration::from_secs(10)).is_none() {
@@ -405,6 +406,15 @@ impl Drop for Core {
                 }
             }
             let _ = std::fs::remove_file(p);
+        }
+        // DPDK's runtime directory of a core that was killed (`netvm-PID-N`).
+        if let Some(pid) = core_pid {
+            let pre = format!("netvm-{pid}-");
+            for e in std::fs::read_dir("/var/run/dpdk").into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&pre) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
         }
     }
 }
