@@ -12,6 +12,8 @@
 # switch's and NFs' busy cycles per packet are printed when the core reports its own.
 # Usage: benches/hop_bench.sh [SECONDS] [ROUNDS] [SIZES] [CHAINS] [SYSTEMS]
 #   e.g. benches/hop_bench.sh 5 5 "64 256 1518" "1 2 3" "netvm memif-copy memif-zc vhost"
+# With HOP_OUT=DIR the raw runs (runs.txt) and one SVG per size (hop_<SIZE>.svg: median bars,
+# min-max whiskers) are written there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
@@ -157,8 +159,8 @@ for r in $(seq 1 "$ROUNDS"); do
     echo "  round $r: $sys chain=$k ${size}B -> $out" >&2
   done
 done
-python3 - "$RES" <<'PY'
-import statistics, sys
+python3 - "$RES" "${HOP_OUT:-}" <<'PY'
+import os, shutil, statistics, sys
 from collections import defaultdict
 runs = defaultdict(list); cyc = defaultdict(list); nfc = defaultdict(list)
 for line in open(sys.argv[1]):
@@ -195,4 +197,39 @@ for size in sorted({k[2] for k in runs}):
     tp = get("p2p-testpmd", 0)
     if p2p and tp:
         print(f"{size} B: netvm port->port / testpmd io-fwd (medians) = {statistics.median(p2p) / statistics.median(tp):.2f}  (goal >= 0.85)")
+out = sys.argv[2] if len(sys.argv) > 2 else ""
+if out:
+    os.makedirs(out, exist_ok=True)
+    shutil.copy(sys.argv[1], os.path.join(out, "runs.txt"))
+    colors = {"p2p-netvm": "#1f77b4", "p2p-testpmd": "#7f7f7f", "netvm": "#1f77b4",
+              "memif-copy": "#ff7f0e", "memif-zc": "#2ca02c", "vhost": "#d62728"}
+    for size in sorted({k[2] for k in runs}):
+        keys = sorted([k for k in runs if k[2] == size], key=lambda k: (k[1], k[0]))
+        groups = sorted({k[1] for k in keys})
+        top = max(max(runs[k]) for k in keys) * 1.1 or 1
+        W, H, L, B, T = 760, 420, 60, 60, 40
+        gw = (W - L - 20) / len(groups)
+        svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+               f'<text x="{W/2}" y="20" text-anchor="middle" font-size="14">The hop, {size} B: Mpps (median, min-max over rounds)</text>']
+        y = lambda v: H - B - (H - B - T) * v / top
+        for i in range(6):
+            v = top * i / 5
+            svg.append(f'<line x1="{L}" x2="{W-20}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/><text x="{L-5}" y="{y(v)+4:.1f}" text-anchor="end">{v:.1f}</text>')
+        for gi, g in enumerate(groups):
+            ks = [k for k in keys if k[1] == g]
+            bw = gw * 0.8 / len(ks)
+            x0 = L + gi * gw + gw * 0.1
+            label = "port\u2192port" if g == 0 else f"{g} NF" + ("s" if g > 1 else "")
+            svg.append(f'<text x="{x0 + gw*0.4:.1f}" y="{H-B+30}" text-anchor="middle">{label}</text>')
+            for j, k in enumerate(ks):
+                v = runs[k]; m = statistics.median(v)
+                x = x0 + j * bw
+                c = colors.get(k[0], "#999")
+                svg.append(f'<rect x="{x:.1f}" y="{y(m):.1f}" width="{bw*0.9:.1f}" height="{H-B-y(m):.1f}" fill="{c}"><title>{k[0]}: median {m:.2f}, {min(v):.2f}-{max(v):.2f}</title></rect>')
+                xm = x + bw * 0.45
+                svg.append(f'<line x1="{xm:.1f}" x2="{xm:.1f}" y1="{y(min(v)):.1f}" y2="{y(max(v)):.1f}" stroke="#000"/>')
+                svg.append(f'<text x="{xm:.1f}" y="{H-B+14}" text-anchor="middle" font-size="9">{k[0]}</text>')
+        svg.append(f'<line x1="{L}" x2="{W-20}" y1="{H-B}" y2="{H-B}" stroke="#000"/>')
+        svg.append('</svg>')
+        open(os.path.join(out, f"hop_{size}.svg"), "w").write("\n".join(svg) + "\n")
 PY
