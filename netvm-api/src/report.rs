@@ -168,6 +168,11 @@ pub struct NfReport {
     /// Delivered to it by each worker (index = worker), as last published by the workers.
     #[serde(default)]
     pub delivered_by_worker: Vec<u64>,
+    /// The NF's own figure of TSC cycles spent on bursts with packets, per packet it received
+    /// (its slot counters `busy_cycles` ÷ `rx_pkts`; NF-written, informational; absent before
+    /// its first packet or from an NF that does not measure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles_per_packet: Option<u64>,
 }
 
 /// A stats snapshot as served on the control socket and printed at exit.

@@ -668,6 +668,12 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                     .iter()
                     .map(|d| d.load(Ordering::Relaxed))
                     .collect(),
+                cycles_per_packet: n.ctl.slot(0).ok().and_then(|s| {
+                    // NF-written, hostile: only ever displayed.
+                    let pkts = s.counter(netvm_shm::NfCounter::RxPkts);
+                    let busy = s.counter(netvm_shm::NfCounter::BusyCycles);
+                    (pkts > 0 && busy > 0).then(|| busy / pkts)
+                }),
             }
         })
         .collect();

@@ -204,7 +204,7 @@ pub mod slot_state {
 }
 
 /// Number of NF-written counters in a slot.
-pub const NF_COUNTER_COUNT: usize = 8;
+pub const NF_COUNTER_COUNT: usize = 9;
 
 /// One NF slot of the slot table ([`SLOT_SIZE`] bytes, 64-byte aligned).
 ///
@@ -237,10 +237,11 @@ pub struct NfSlot {
     pub reserved0: [u8; 56],
     /// Ring ids of the NF's RX rings, one per worker, core → NF (core).
     pub rx_ring: [AtomicU32; MAX_RX_RINGS_PER_SLOT as usize],
-    /// NF-written statistics, on their own cache line; indexed by [`NfCounter`].
+    /// NF-written statistics (the first eight on their own cache line, `busy_cycles` in the
+    /// next); indexed by [`NfCounter`].
     pub counters: [AtomicU64; NF_COUNTER_COUNT],
     /// Zero.
-    pub reserved1: [u8; 64],
+    pub reserved1: [u8; 56],
 }
 
 const _: () = assert!(size_of::<NfSlot>() == SLOT_SIZE);
@@ -257,7 +258,7 @@ const _: () = assert!(offset_of!(NfSlot, rx_ring_count) == 68);
 const _: () = assert!(offset_of!(NfSlot, reserved0) == 72);
 const _: () = assert!(offset_of!(NfSlot, rx_ring) == 128);
 const _: () = assert!(offset_of!(NfSlot, counters) == 384);
-const _: () = assert!(offset_of!(NfSlot, reserved1) == 448);
+const _: () = assert!(offset_of!(NfSlot, reserved1) == 456);
 
 /// The NF-written counters of a slot ([`NfSlot::counters`]).
 #[repr(u8)]
@@ -279,6 +280,9 @@ pub enum NfCounter {
     Sleeps = 6,
     /// Reserved for NF-specific use.
     User = 7,
+    /// TSC cycles the NF spent on bursts that brought packets (from a non-empty receive to
+    /// the next receive call): busy cycles ÷ `rx_pkts` is its cost per packet.
+    BusyCycles = 8,
 }
 
 impl NfCounter {
@@ -292,6 +296,7 @@ impl NfCounter {
         Self::TxRingFull,
         Self::Sleeps,
         Self::User,
+        Self::BusyCycles,
     ];
 
     /// Index into [`NfSlot::counters`].
@@ -312,6 +317,7 @@ impl NfCounter {
             Self::TxRingFull => "tx_ring_full",
             Self::Sleeps => "sleeps",
             Self::User => "user",
+            Self::BusyCycles => "busy_cycles",
         }
     }
 }

@@ -124,6 +124,10 @@ fn two_workers_steer_flows_share_a_tx_queue_and_keep_order() {
         assert!(w.len() == 2 && w[0] > 0 && w[1] > 0, "{name}: {w:?}\n{st:#}");
     }
     assert!(u(&st["handoffs"]) > 0, "{st:#}");
+    // Each NF measures its own busy cycles; the core shows them per packet.
+    for name in ["a", "b"] {
+        assert!(u(&nf(&st, name)["cycles_per_packet"]) > 0, "{name}: {st:#}");
+    }
     let report = core.shutdown();
     assert_eq!(report["accounting_ok"], true, "{report:#}");
     assert_eq!(report["pools_full"], true, "{report:#}");
