@@ -167,6 +167,20 @@ pub struct NfReport {
     pub quarantined_for: Option<String>,
 }
 
+/// Per-worker figures: how it polls and how much it slept (adaptive polling).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerReport {
+    /// CPU the worker is pinned to.
+    pub cpu: usize,
+    /// `busy` or `adaptive` (the config's `poll`).
+    pub poll: String,
+    /// Sleeps the worker took because it found nothing to do (always 0 when busy).
+    pub sleeps: u64,
+    /// Time it spent in those sleeps, ns (measured).
+    pub slept_ns: u64,
+}
+
 /// A stats snapshot as served on the control socket and printed at exit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -209,6 +223,8 @@ pub struct Report {
     pub held_at_shutdown: BTreeMap<String, i128>,
     /// Every domain pool full again after shutdown (final report only).
     pub pools_full: Option<bool>,
+    /// Per worker, in config order (not part of the accounting identity).
+    pub workers: Vec<WorkerReport>,
 }
 
 #[cfg(test)]
@@ -240,6 +256,12 @@ mod tests {
             }],
             held_at_shutdown: [("fw".to_string(), -2)].into(),
             pools_full: Some(true),
+            workers: vec![WorkerReport {
+                cpu: 1,
+                poll: "adaptive".into(),
+                sleeps: 5,
+                slept_ns: 1_250_000,
+            }],
             ..Report::default()
         }
     }

@@ -13,7 +13,7 @@ use netvm_shm::RejectReason;
 
 use crate::config::{MAX_NFS, MAX_PORTS};
 
-pub use netvm_api::report::{verdict_idx, DropReason, NfReport, PortReport, Report};
+pub use netvm_api::report::{verdict_idx, DropReason, NfReport, PortReport, Report, WorkerReport};
 
 /// Most chains (including retired versions) one run can number.
 pub const MAX_CHAINS: usize = 256;

@@ -515,6 +515,34 @@ pub fn render(instance: &str, r: &Report) -> String {
             f.sample(&as_labels(&nf_labels(n)), get(n));
         }
     }
+
+    // Per worker: index, CPU and polling mode.
+    type WorkerField = fn(&netvm_api::report::WorkerReport) -> Val;
+    let worker_families: [(&'static str, &'static str, WorkerField); 2] = [
+        (
+            "netvm_worker_sleeps_total",
+            "Sleeps the worker took because it found nothing to do (adaptive polling).",
+            |w| w.sleeps.into(),
+        ),
+        (
+            "netvm_worker_slept_seconds_total",
+            "Seconds the worker spent in those sleeps.",
+            |w| (w.slept_ns as f64 / 1e9).into(),
+        ),
+    ];
+    for (name, help, get) in worker_families {
+        let mut f = family(&mut o, name, Counter, help);
+        for (i, w) in r.workers.iter().enumerate() {
+            let (idx, cpu) = (i.to_string(), w.cpu.to_string());
+            let l: Labels<'_> = vec![
+                ("instance", instance),
+                ("worker", &idx),
+                ("cpu", &cpu),
+                ("poll", &w.poll),
+            ];
+            f.sample(&l, get(w));
+        }
+    }
     o
 }
 
@@ -594,6 +622,12 @@ mod tests {
             ring_corrupt: 1,
             held_at_shutdown: [("rt1".to_string(), 3)].into(),
             pools_full: Some(false),
+            workers: vec![netvm_api::report::WorkerReport {
+                cpu: 1,
+                poll: "adaptive".into(),
+                sleeps: 7,
+                slept_ns: 1_500_000_000,
+            }],
         }
     }
 
@@ -688,6 +722,8 @@ mod tests {
             ("netvm_nf_rx_ring_occupancy", "gauge"),
             ("netvm_nf_buffer_quota", "gauge"),
             ("netvm_nf_quota_drops_total", "counter"),
+            ("netvm_worker_sleeps_total", "counter"),
+            ("netvm_worker_slept_seconds_total", "counter"),
         ];
         assert_eq!(
             order,
@@ -741,6 +777,15 @@ mod tests {
                 "netvm_held_at_shutdown_buffers{instance=\"demo\",nf=\"rt1\"}"
             ),
             "3"
+        );
+        let w = "instance=\"demo\",worker=\"0\",cpu=\"1\",poll=\"adaptive\"";
+        assert_eq!(
+            value(&samples, &format!("netvm_worker_sleeps_total{{{w}}}")),
+            "7"
+        );
+        assert_eq!(
+            value(&samples, &format!("netvm_worker_slept_seconds_total{{{w}}}")),
+            "1.5"
         );
     }
 
@@ -873,6 +918,7 @@ mod tests {
             "netvm_port_received_packets_total",
             "netvm_nf_state",
             "netvm_nf_quarantine_reason",
+            "netvm_worker_sleeps_total",
         ] {
             assert!(!order.contains(&absent.to_string()), "{absent}");
         }

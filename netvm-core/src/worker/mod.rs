@@ -9,8 +9,9 @@
 //! The worker's state and loop live here; its seams are modules: [`rx`] (ports, parsing a
 //! private header copy, rules), [`flow`] (the exact-match flow cache), [`deliver`] (chains, instance choice, the
 //! domain-crossing copy, quotas, staged enqueue), [`returns`] (everything NFs hand back, its
-//! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching) and
-//! [`tap`] (the capture hooks: one branch each while no capture runs).
+//! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching),
+//! [`tap`] (the capture hooks: one branch each while no capture runs) and [`idle`] (adaptive
+//! polling: backing off when rounds find nothing to do).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use flow::FlowCache;
 
 mod deliver;
 mod flow;
+pub mod idle;
 mod returns;
 mod rx;
 mod tap;
@@ -75,6 +77,8 @@ pub struct Worker {
     shared: Arc<Shared>,
     tables: Arc<Tables>,
     st: State,
+    /// `"poll": "adaptive"`: backs off when idle (`None`: busy polling).
+    adaptive: Option<idle::Adaptive>,
 }
 
 /// Everything a worker owns privately.
@@ -140,7 +144,17 @@ impl Worker {
             nworkers: crate::id32(shared.commands.len()).max(1),
             tap: None,
         };
-        Self { shared, tables, st }
+        let adaptive = (shared.config.poll == crate::config::Poll::Adaptive)
+            .then(|| {
+                let max_us = u64::from(shared.config.poll_max_sleep_us());
+                idle::Adaptive::new(shared.eal.tsc_hz(), max_us * 1000)
+            });
+        Self {
+            shared,
+            tables,
+            st,
+            adaptive,
+        }
     }
 
     /// Runs until `stop`; then drains NF returns until nothing is held or `drain` passes.
@@ -154,8 +168,20 @@ impl Worker {
         // Commands queued before the ports started (a capture started before the traffic)
         // apply before the first packet.
         self.control(&sh);
+        if self.adaptive.is_some() {
+            idle::set_timer_slack();
+        }
         while !stop.load(Ordering::Relaxed) {
-            self.iteration(&sh, true);
+            let moved = self.iteration(&sh, true);
+            if let Some(a) = self.adaptive.as_mut() {
+                if moved {
+                    a.work();
+                } else if a.idle(&sh.snapshots[self.st.id].idle) {
+                    // After a sleep: commands and snapshot requests at once, not every 16th
+                    // round, so a stats request waits at most one sleep.
+                    self.control(&sh);
+                }
+            }
         }
         // Drain: no new packets; take back what NFs return.
         let end = Instant::now() + drain;
@@ -174,8 +200,10 @@ impl Worker {
         self.st.c
     }
 
+    /// One round; whether it moved anything (received a packet, or took a descriptor off an
+    /// NF's TX ring; everything it transmits came from one of those).
     #[inline]
-    fn iteration(&mut self, sh: &Shared, rx: bool) {
+    fn iteration(&mut self, sh: &Shared, rx: bool) -> bool {
         // Control work (commands, snapshots) is looked at every 16th round.
         self.st.round = self.st.round.wrapping_add(1);
         if self.st.round % 16 == 0 {
@@ -185,20 +213,22 @@ impl Worker {
         let st = &mut self.st;
         // No worker-wide backpressure: one NF's full (or corrupt) ring must not pause RX for
         // the other chains of the port. A full ring drops that NF's packets (`ring_full`).
+        let mut moved = 0usize;
         if rx {
             for i in 0..st.rx_ports.len() {
                 let p = st.rx_ports[i];
-                st.poll_port(sh, t, p);
+                moved += st.poll_port(sh, t, p);
             }
         }
         st.flush_staged(sh);
         for nf in 0..st.nfs.len() {
             if st.nfs[nf].tx.is_some() {
-                st.drain_nf(sh, t, crate::id16(nf));
+                moved += st.drain_nf(sh, t, crate::id16(nf));
             }
         }
         st.flush_staged(sh);
         st.flush_all_tx(sh, t);
+        moved != 0
     }
 
     /// Applies queued commands and publishes a requested snapshot (between bursts).
@@ -300,4 +330,6 @@ pub struct SnapshotSlot {
     pub epoch: AtomicU64,
     /// The counters (locked only by the publishing worker between bursts and by the reader).
     pub counters: std::sync::Mutex<Box<Counters>>,
+    /// The worker's idle figures (adaptive polling), published after each sleep.
+    pub idle: idle::IdleStats,
 }

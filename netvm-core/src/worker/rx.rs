@@ -11,8 +11,9 @@ use crate::tables::Tables;
 use crate::Shared;
 
 impl State {
+    /// Polls one port; the number of packets received.
     #[inline]
-    pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, pidx: u16) {
+    pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, pidx: u16) -> usize {
         let port = &sh.ports[usize::from(pidx)];
         // A rate-limited port: receive at most what its token bucket allows now.
         let want = match self
@@ -24,7 +25,7 @@ impl State {
             None => BURST,
         };
         if want == 0 {
-            return;
+            return 0;
         }
         // SAFETY: this worker is the only poller of queue 0 of this port (ports are assigned to
         // one worker each); every mbuf returned is owned here until freed, sent or handed over.
@@ -37,7 +38,7 @@ impl State {
             p.take(n);
         }
         if n == 0 {
-            return;
+            return 0;
         }
         if self.tap.is_some() {
             let pkts = self.rx_buf;
@@ -45,12 +46,13 @@ impl State {
         }
         if let Some(chain) = t.port_fast.get(usize::from(pidx)).copied().flatten() {
             self.rx_fast(sh, t, n, pidx, chain);
-            return;
+            return n;
         }
         for i in 0..n {
             let m = self.rx_buf[i];
             self.rx_one(sh, t, m, pidx);
         }
+        n
     }
 
     /// Every packet of the burst enters `chain` (the port's first rule needs no parsing).
