@@ -144,6 +144,7 @@ PY
 
 echo "machine: $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "placement: core worker on CPU $WCPU; l2fwd NF and netvm-pktgen on CPU $GCPU"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
 echo
 echo "== idle instance (memif ports without a peer, one l2fwd NF), ${SECS} s =="
 idle_point busy
@@ -158,3 +159,5 @@ for nf in 0 1; do
     lat_point adaptive "$nf" "$rate"
   done
 done
+echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
