@@ -8,8 +8,9 @@
 #   vhost        : testpmd switch with net_vhost ports + K testpmd NFs over virtio-user
 #   p2p          : netvm port->port and testpmd io-fwd null->null (the ceilings)
 # Points run in interleaved rounds (round r runs every point once, in a rotated order), and the
-# table gives each point's median and range. testpmd runs with --record-core-cycles: its
-# switch's and NFs' busy cycles per packet are printed when the core reports its own.
+# table gives each point's median and range, with busy cycles per packet of the switch and of
+# the first NF: netvm's from its report (worker_cycles_per_packet, the NF's cycles_per_packet),
+# testpmd's from --record-core-cycles.
 # Usage: benches/hop_bench.sh [SECONDS] [ROUNDS] [SIZES] [CHAINS] [SYSTEMS]
 #   e.g. benches/hop_bench.sh 5 5 "64 256 1518" "1 2 3" "netvm memif-copy memif-zc vhost"
 # With HOP_OUT=DIR the raw runs (runs.txt) and one SVG per size (hop_<SIZE>.svg: median bars,
@@ -96,7 +97,7 @@ testpmd_p2p() { # $1 = size
   echo "$(tp_rate "$TMP/p2p.log" 1) $(tp_cycles "$TMP/p2p.log") -"
 }
 
-netvm_run() { # $1 = chain length (0: port->port), $2 = size; prints "Mpps cycles -"
+netvm_run() { # $1 = chain length (0: port->port), $2 = size; prints "Mpps cycles nfcycles"
   local k=$1 size=$2 nfs="" svcs="" i
   for i in $(seq 1 "$k"); do
     nfs="$nfs${nfs:+, }{\"name\": \"nf$i\", \"service\": \"s$i\", \"domain\": \"d0\"}"
@@ -132,7 +133,8 @@ s = json.load(open(sys.argv[1]))
 tx = sum(p["tx"] for p in s["ports"])
 ok = s["accounting_ok"] and s["pools_full"]
 cyc = s.get("worker_cycles_per_packet")
-print(f'{tx / s["uptime_s"] / 1e6:.2f}{"" if ok else "!"} {cyc if cyc else "-"} -')
+nfc = (s.get("nfs") or [{}])[0].get("cycles_per_packet")
+print(f'{tx / s["uptime_s"] / 1e6:.2f}{"" if ok else "!"} {cyc if cyc else "-"} {nfc if nfc else "-"}')
 PY
 }
 

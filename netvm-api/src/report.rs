@@ -175,6 +175,20 @@ pub struct NfReport {
     pub cycles_per_packet: Option<u64>,
 }
 
+/// Per-worker figures: how it polls and how much it slept (adaptive polling).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerReport {
+    /// CPU the worker is pinned to.
+    pub cpu: usize,
+    /// `busy` or `adaptive` (the config's `poll`).
+    pub poll: String,
+    /// Sleeps the worker took because it found nothing to do (always 0 when busy).
+    pub sleeps: u64,
+    /// Time it spent in those sleeps, ns (measured).
+    pub slept_ns: u64,
+}
+
 /// A stats snapshot as served on the control socket and printed at exit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -197,6 +211,11 @@ pub struct Report {
     pub in_handoff: i128,
     /// Frames handed from one worker to another so far (TX queue owners, RX steering).
     pub handoffs: u64,
+    /// TSC cycles the workers spent in rounds that moved anything (all workers together).
+    pub worker_busy_cycles: u64,
+    /// `worker_busy_cycles` ÷ `received`: the switch's cost per packet received, over every
+    /// hop of its chain (None before the first packet).
+    pub worker_cycles_per_packet: Option<u64>,
     /// Buffers whose ownership entry names an NF (independent count of `in_flight`).
     pub owned_by_nfs: u64,
     /// `received == transmitted + dropped + in_flight` and
@@ -222,6 +241,8 @@ pub struct Report {
     pub held_at_shutdown: BTreeMap<String, i128>,
     /// Every domain pool full again after shutdown (final report only).
     pub pools_full: Option<bool>,
+    /// Per worker, in config order (not part of the accounting identity).
+    pub workers: Vec<WorkerReport>,
 }
 
 #[cfg(test)]
@@ -253,6 +274,12 @@ mod tests {
             }],
             held_at_shutdown: [("fw".to_string(), -2)].into(),
             pools_full: Some(true),
+            workers: vec![WorkerReport {
+                cpu: 1,
+                poll: "adaptive".into(),
+                sleeps: 5,
+                slept_ns: 1_250_000,
+            }],
             ..Report::default()
         }
     }

@@ -41,7 +41,7 @@ use netvm_shm::SlotState;
 use serde_json::{json, Value};
 
 use crate::capture::{CaptureRing, Session, SessionShared, Tap, TapKind};
-use crate::stats::{Counters, DropReason, NfReport, PortReport, Report};
+use crate::stats::{Counters, DropReason, NfReport, PortReport, Report, WorkerReport};
 use crate::worker::Command;
 use crate::{fault, id32, nf_state, CoreError, Shared};
 
@@ -702,6 +702,8 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         in_flight: inf,
         in_handoff,
         handoffs: c.handed_off,
+        worker_busy_cycles: c.busy_cycles,
+        worker_cycles_per_packet: (rx > 0 && c.busy_cycles > 0).then(|| c.busy_cycles / rx),
         owned_by_nfs: owned,
         accounting_ok: consistent
             && i128::from(rx) == i128::from(tx) + i128::from(dr) + inf
@@ -716,6 +718,21 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         ring_corrupt: c.ring_corrupt,
         held_at_shutdown: BTreeMap::new(),
         pools_full: None,
+        workers: sh
+            .config
+            .workers
+            .iter()
+            .zip(&sh.snapshots)
+            .map(|(w, s)| {
+                let (sleeps, slept_ns) = s.idle.load();
+                WorkerReport {
+                    cpu: w.cpu,
+                    poll: sh.config.poll.name().into(),
+                    sleeps,
+                    slept_ns,
+                }
+            })
+            .collect(),
     }
 }
 

@@ -13,7 +13,7 @@ use netvm_shm::RejectReason;
 
 use crate::config::{MAX_NFS, MAX_PORTS};
 
-pub use netvm_api::report::{verdict_idx, DropReason, NfReport, PortReport, Report};
+pub use netvm_api::report::{verdict_idx, DropReason, NfReport, PortReport, Report, WorkerReport};
 
 /// Most chains (including retired versions) one run can number.
 pub const MAX_CHAINS: usize = 256;
@@ -58,6 +58,8 @@ pub struct Counters {
     pub handed_off: u64,
     /// Frames this worker took over from another worker.
     pub taken_over: u64,
+    /// TSC cycles of rounds that moved anything (received, took back from an NF, took over).
+    pub busy_cycles: u64,
 }
 
 impl Default for Counters {
@@ -80,6 +82,7 @@ impl Default for Counters {
             ring_corrupt: 0,
             handed_off: 0,
             taken_over: 0,
+            busy_cycles: 0,
         }
     }
 }
@@ -114,6 +117,7 @@ impl Counters {
         self.ring_corrupt += o.ring_corrupt;
         self.handed_off += o.handed_off;
         self.taken_over += o.taken_over;
+        self.busy_cycles += o.busy_cycles;
     }
 
     /// Total received.

@@ -295,6 +295,13 @@ pub fn render(instance: &str, r: &Report) -> String {
     );
     one(
         &mut o,
+        "netvm_worker_busy_cycles_total",
+        Counter,
+        "TSC cycles the workers spent in rounds that moved packets.",
+        r.worker_busy_cycles.into(),
+    );
+    one(
+        &mut o,
         "netvm_in_handoff_frames",
         Gauge,
         "Frames on their way between workers now (part of in flight).",
@@ -529,6 +536,34 @@ pub fn render(instance: &str, r: &Report) -> String {
             f.sample(&as_labels(&nf_labels(n)), get(n));
         }
     }
+
+    // Per worker: index, CPU and polling mode.
+    type WorkerField = fn(&netvm_api::report::WorkerReport) -> Val;
+    let worker_families: [(&'static str, &'static str, WorkerField); 2] = [
+        (
+            "netvm_worker_sleeps_total",
+            "Sleeps the worker took because it found nothing to do (adaptive polling).",
+            |w| w.sleeps.into(),
+        ),
+        (
+            "netvm_worker_slept_seconds_total",
+            "Seconds the worker spent in those sleeps.",
+            |w| (w.slept_ns as f64 / 1e9).into(),
+        ),
+    ];
+    for (name, help, get) in worker_families {
+        let mut f = family(&mut o, name, Counter, help);
+        for (i, w) in r.workers.iter().enumerate() {
+            let (idx, cpu) = (i.to_string(), w.cpu.to_string());
+            let l: Labels<'_> = vec![
+                ("instance", instance),
+                ("worker", &idx),
+                ("cpu", &cpu),
+                ("poll", &w.poll),
+            ];
+            f.sample(&l, get(w));
+        }
+    }
     o
 }
 
@@ -551,6 +586,8 @@ mod tests {
             in_flight: 2,
             in_handoff: 0,
             handoffs: 5,
+            worker_busy_cycles: 0,
+            worker_cycles_per_packet: None,
             owned_by_nfs: 2,
             accounting_ok: true,
             drops: [
@@ -610,6 +647,12 @@ mod tests {
             ring_corrupt: 1,
             held_at_shutdown: [("rt1".to_string(), 3)].into(),
             pools_full: Some(false),
+            workers: vec![netvm_api::report::WorkerReport {
+                cpu: 1,
+                poll: "adaptive".into(),
+                sleeps: 7,
+                slept_ns: 1_500_000_000,
+            }],
         }
     }
 
@@ -682,6 +725,7 @@ mod tests {
             ("netvm_flow_cache_hits_total", "counter"),
             ("netvm_flow_cache_misses_total", "counter"),
             ("netvm_handoffs_total", "counter"),
+            ("netvm_worker_busy_cycles_total", "counter"),
             ("netvm_in_handoff_frames", "gauge"),
             ("netvm_ring_corrupt_total", "counter"),
             ("netvm_pools_full", "gauge"),
@@ -706,6 +750,8 @@ mod tests {
             ("netvm_nf_rx_ring_occupancy", "gauge"),
             ("netvm_nf_buffer_quota", "gauge"),
             ("netvm_nf_quota_drops_total", "counter"),
+            ("netvm_worker_sleeps_total", "counter"),
+            ("netvm_worker_slept_seconds_total", "counter"),
         ];
         assert_eq!(
             order,
@@ -759,6 +805,15 @@ mod tests {
                 "netvm_held_at_shutdown_buffers{instance=\"demo\",nf=\"rt1\"}"
             ),
             "3"
+        );
+        let w = "instance=\"demo\",worker=\"0\",cpu=\"1\",poll=\"adaptive\"";
+        assert_eq!(
+            value(&samples, &format!("netvm_worker_sleeps_total{{{w}}}")),
+            "7"
+        );
+        assert_eq!(
+            value(&samples, &format!("netvm_worker_slept_seconds_total{{{w}}}")),
+            "1.5"
         );
     }
 
@@ -891,6 +946,7 @@ mod tests {
             "netvm_port_received_packets_total",
             "netvm_nf_state",
             "netvm_nf_quarantine_reason",
+            "netvm_worker_sleeps_total",
         ] {
             assert!(!order.contains(&absent.to_string()), "{absent}");
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use netvm_api::report::verdict_idx;
-pub use netvm_api::report::{NfReport, PortReport, Report};
+pub use netvm_api::report::{NfReport, PortReport, Report, WorkerReport};
 use serde::{Deserialize, Serialize};
 
 /// One firewall rule and its hits.
@@ -296,6 +296,11 @@ impl Delta<'_> {
         f(&self.cur.nfs[i]).saturating_sub(a) as f64 / self.dt()
     }
 
+    fn worker_rate(&self, i: usize, f: impl Fn(&WorkerReport) -> u64) -> f64 {
+        let a = self.prev.and_then(|p| p.workers.get(i)).map_or(0, &f);
+        f(&self.cur.workers[i]).saturating_sub(a) as f64 / self.dt()
+    }
+
     fn map_rate(&self, m: impl Fn(&Report) -> &BTreeMap<String, u64>, k: &str) -> f64 {
         let a = self.prev.and_then(|p| m(p).get(k).copied()).unwrap_or(0);
         let b = m(self.cur).get(k).copied().unwrap_or(0);
@@ -428,6 +433,27 @@ pub fn render_table(name: &str, d: &Delta<'_>) -> String {
             );
         }
     }
+    if !r.workers.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{:<8} {:>5} {:<9} {:>10} {:>8} {:>15} {:>12}",
+            "WORKER", "cpu", "poll", "sleeps/s", "asleep", "sleeps", "slept s"
+        );
+        for (i, w) in r.workers.iter().enumerate() {
+            // Share of the interval the worker spent asleep (slept ns per second of it).
+            let asleep = d.worker_rate(i, |w| w.slept_ns) / 1e9 * 100.0;
+            let _ = writeln!(
+                o,
+                "{i:<8} {:>5} {:<9} {:>10.0} {:>7.1}% {:>15} {:>12.3}",
+                w.cpu,
+                w.poll,
+                d.worker_rate(i, |w| w.sleeps),
+                asleep,
+                thousands(w.sleeps),
+                w.slept_ns as f64 / 1e9
+            );
+        }
+    }
     if !r.drops.is_empty() {
         let _ = writeln!(o, "\n{:<24} {:>12} {:>15}", "DROPS", "Mpps", "total");
         for (k, n) in &r.drops {
@@ -496,5 +522,38 @@ mod tests {
         };
         assert!(progress_line(&d).contains("rx 0.000 Mpps"));
         assert!(render_table("x", &d).contains("nf_verdict_drop"));
+    }
+
+    #[test]
+    fn worker_idle_figures_are_shown() {
+        let w = |sleeps, slept_ns| WorkerReport {
+            cpu: 1,
+            poll: "adaptive".into(),
+            sleeps,
+            slept_ns,
+        };
+        let prev = Report {
+            uptime_s: 1.0,
+            workers: vec![w(100, 100_000_000)],
+            ..Report::default()
+        };
+        let cur = Report {
+            uptime_s: 2.0,
+            workers: vec![w(4100, 1_090_000_000)],
+            ..Report::default()
+        };
+        let t = render_table(
+            "x",
+            &Delta {
+                prev: Some(&prev),
+                cur: &cur,
+            },
+        );
+        // 4000 sleeps and 0.99 s asleep in that second.
+        let line = t.lines().find(|l| l.starts_with("0 ")).expect(&t);
+        assert!(line.contains("adaptive"), "{t}");
+        assert!(line.contains(" 4000 "), "{t}");
+        assert!(line.contains("99.0%"), "{t}");
+        assert!(line.contains("4,100"), "{t}");
     }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netvm_api::report::{NfReport, PortReport, Report};
+use netvm_api::report::{NfReport, PortReport, Report, WorkerReport};
 use serde_json::Value;
 
 use common::*;
@@ -172,6 +172,8 @@ fn full_report() -> Report {
         in_flight: 10,
         in_handoff: 0,
         handoffs: 0,
+        worker_busy_cycles: 0,
+        worker_cycles_per_packet: None,
         owned_by_nfs: 10,
         accounting_ok: true,
         drops: [("nf_verdict_drop".to_string(), 250), ("tx_full".into(), 40)].into(),
@@ -225,6 +227,12 @@ fn full_report() -> Report {
         ring_corrupt: 1,
         held_at_shutdown: [("fw1".to_string(), 10)].into(),
         pools_full: Some(true),
+        workers: vec![WorkerReport {
+            cpu: 1,
+            poll: "adaptive".into(),
+            sleeps: 40,
+            slept_ns: 9_000_000,
+        }],
     }
 }
 
@@ -377,6 +385,7 @@ fn prometheus_scrapes_the_cores_transmitted_counter() {
         "netvm_dropped_packets_by_reason_total",
         "netvm_domain_copies_total",
         "netvm_nf_rx_ring_occupancy",
+        "netvm_worker_sleeps_total",
     ] {
         assert!(
             body.contains(&format!("# TYPE {family} ")),

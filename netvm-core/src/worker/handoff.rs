@@ -181,9 +181,10 @@ impl State {
     }
 
     /// Takes over what the other workers handed to this one: steered RX frames enter their
-    /// chain here; TX frames join this worker's queue of their port.
-    pub(super) fn take_over(&mut self, sh: &Shared, t: &Tables) {
+    /// chain here; TX frames join this worker's queue of their port. Returns how many.
+    pub(super) fn take_over(&mut self, sh: &Shared, t: &Tables) -> usize {
         let n = self.nworkers as usize;
+        let mut got = 0;
         let me = self.id;
         for from in (0..n).filter(|&f| f != me) {
             let ring = &sh.handoff_rx[from * n + self.id];
@@ -191,6 +192,7 @@ impl State {
                 let mut buf = [Handoff::default(); BURST];
                 let k = ring.pop(&mut buf);
                 self.c.taken_over += k as u64;
+                got += k;
                 for h in &buf[..k] {
                     self.rx_steered(sh, t, h.m, h.port);
                 }
@@ -200,11 +202,13 @@ impl State {
                 let mut buf = [Handoff::default(); BURST];
                 let k = ring.pop(&mut buf);
                 self.c.taken_over += k as u64;
+                got += k;
                 for h in &buf[..k] {
                     self.stage_tx(sh, h.m, h.port);
                 }
             }
         }
+        got
     }
 
     /// Whether nothing waits in the rings towards this worker.

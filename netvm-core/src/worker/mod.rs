@@ -10,8 +10,9 @@
 //! private header copy, rules), [`flow`] (the exact-match flow cache), [`deliver`] (chains, instance choice, the
 //! domain-crossing copy, quotas, staged enqueue), [`place`] (least-loaded placement per
 //! flow and service), [`returns`] (everything NFs hand back, its
-//! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching) and
-//! [`tap`] (the capture hooks: one branch each while no capture runs).
+//! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching),
+//! [`handoff`] (frames between workers), [`tap`] (the capture hooks: one branch each while no
+//! capture runs) and [`idle`] (adaptive polling: backing off when rounds find nothing to do).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ mod deliver;
 mod flow;
 pub(crate) mod handoff;
 mod place;
+pub mod idle;
 mod returns;
 mod rx;
 mod tap;
@@ -87,6 +89,8 @@ pub struct Worker {
     shared: Arc<Shared>,
     tables: Arc<Tables>,
     st: State,
+    /// `"poll": "adaptive"`: backs off when idle (`None`: busy polling).
+    adaptive: Option<idle::Adaptive>,
 }
 
 /// Everything a worker owns privately.
@@ -172,7 +176,17 @@ impl Worker {
             nworkers: crate::id32(shared.commands.len()).max(1),
             tap: None,
         };
-        Self { shared, tables, st }
+        let adaptive = (shared.config.poll == crate::config::Poll::Adaptive)
+            .then(|| {
+                let max_us = u64::from(shared.config.poll_max_sleep_us());
+                idle::Adaptive::new(shared.eal.tsc_hz(), max_us * 1000)
+            });
+        Self {
+            shared,
+            tables,
+            st,
+            adaptive,
+        }
     }
 
     /// Runs until `stop`; then drains NF returns until nothing is held or `drain` passes.
@@ -186,8 +200,30 @@ impl Worker {
         // Commands queued before the ports started (a capture started before the traffic)
         // apply before the first packet.
         self.control(&sh);
+        if self.adaptive.is_some() {
+            idle::set_timer_slack();
+        }
+        // Busy cycles: the TSC time of rounds that moved something (one TSC read per round:
+        // a round that moved anything is charged up to the start of the next).
+        let mut last = dpdk::rdtsc();
+        let mut was_busy = false;
         while !stop.load(Ordering::Relaxed) {
-            self.iteration(&sh, true);
+            let now = dpdk::rdtsc();
+            if was_busy {
+                self.st.c.busy_cycles += now.wrapping_sub(last);
+            }
+            last = now;
+            let moved = self.iteration(&sh, true);
+            was_busy = moved;
+            if let Some(a) = self.adaptive.as_mut() {
+                if moved {
+                    a.work();
+                } else if a.idle(&sh.snapshots[self.st.id].idle) {
+                    // After a sleep: commands and snapshot requests at once, not every 16th
+                    // round, so a stats request waits at most one sleep.
+                    self.control(&sh);
+                }
+            }
         }
         // Drain: no new packets; take back what NFs return and what other workers hand over,
         // until every worker drains (no more RX hand-offs can come), no NF holds anything and
@@ -218,8 +254,10 @@ impl Worker {
         self.st.c
     }
 
+    /// One round; whether it moved anything (received a packet, or took a descriptor off an
+    /// NF's TX ring; everything it transmits came from one of those).
     #[inline]
-    fn iteration(&mut self, sh: &Shared, rx: bool) {
+    fn iteration(&mut self, sh: &Shared, rx: bool) -> bool {
         // Control work (commands, snapshots) is looked at every 16th round.
         self.st.round = self.st.round.wrapping_add(1);
         if self.st.round % 16 == 0 {
@@ -229,22 +267,24 @@ impl Worker {
         let st = &mut self.st;
         // No worker-wide backpressure: one NF's full (or corrupt) ring must not pause RX for
         // the other chains of the port. A full ring drops that NF's packets (`ring_full`).
+        let mut moved = 0usize;
         if rx {
             for i in 0..st.rx_queues.len() {
-                st.poll_port(sh, t, i);
+                moved += st.poll_port(sh, t, i);
             }
         }
         if st.nworkers > 1 {
-            st.take_over(sh, t);
+            moved += st.take_over(sh, t);
         }
         st.flush_staged(sh);
         for nf in 0..st.nfs.len() {
             if st.nfs[nf].tx.is_some() {
-                st.drain_nf(sh, t, crate::id16(nf));
+                moved += st.drain_nf(sh, t, crate::id16(nf));
             }
         }
         st.flush_staged(sh);
         st.flush_all_tx(sh, t);
+        moved != 0
     }
 
     /// Applies queued commands and publishes a requested snapshot (between bursts).
@@ -356,4 +396,6 @@ pub struct SnapshotSlot {
     pub left_early: AtomicU64,
     /// The counters (locked only by the publishing worker between bursts and by the reader).
     pub counters: std::sync::Mutex<Box<Counters>>,
+    /// The worker's idle figures (adaptive polling), published after each sleep.
+    pub idle: idle::IdleStats,
 }

@@ -14,9 +14,10 @@ use crate::tables::Tables;
 use crate::Shared;
 
 impl State {
-    /// Drains NF `nf`'s TX ring and applies its verdicts. Every field is hostile input.
+    /// Drains NF `nf`'s TX ring and applies its verdicts; the number of descriptors taken.
+    /// Every field is hostile input.
     #[inline]
-    pub(super) fn drain_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) {
+    pub(super) fn drain_nf(&mut self, sh: &Shared, t: &Tables, nf: u16) -> usize {
         let n = match self.nfs[usize::from(nf)]
             .tx
             .as_mut()
@@ -35,7 +36,7 @@ impl State {
                     .store(crate::fault::TX_RING_CORRUPT, Ordering::Relaxed);
                 self.c.ring_corrupt += 1;
                 self.c.nf_rejects[usize::from(nf)][RejectReason::RingIndexCorrupt as usize] += 1;
-                return;
+                return 0;
             }
             None => 0,
         };
@@ -48,6 +49,7 @@ impl State {
                 .returned
                 .store(self.c.nf_returned[usize::from(nf)], Ordering::Relaxed);
         }
+        n
     }
 
     /// Validates the consumer index of every RX ring this worker feeds (one load per ring,

@@ -11,9 +11,9 @@ use crate::tables::Tables;
 use crate::Shared;
 
 impl State {
-    /// Polls entry `i` of this worker's (port, queue) list.
+    /// Polls entry `i` of this worker's (port, queue) list; the number of packets received.
     #[inline]
-    pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, i: usize) {
+    pub(super) fn poll_port(&mut self, sh: &Shared, t: &Tables, i: usize) -> usize {
         let (pidx, queue) = self.rx_queues[i];
         let port = &sh.ports[usize::from(pidx)];
         // A rate-limited port: receive at most what its token bucket allows now.
@@ -22,7 +22,7 @@ impl State {
             None => BURST,
         };
         if want == 0 {
-            return;
+            return 0;
         }
         // SAFETY: this worker is the only poller of this queue (each queue is assigned to one
         // worker); every mbuf returned is owned here until freed, sent or handed over.
@@ -31,7 +31,7 @@ impl State {
             p.take(n);
         }
         if n == 0 {
-            return;
+            return 0;
         }
         if self.tap.is_some() {
             let pkts = self.rx_buf;
@@ -46,16 +46,17 @@ impl State {
             for to in 0..self.nsteer.len() {
                 self.push_steered(sh, to);
             }
-            return;
+            return n;
         }
         if let Some(chain) = t.port_fast.get(usize::from(pidx)).copied().flatten() {
             self.rx_fast(sh, t, n, pidx, chain);
-            return;
+            return n;
         }
         for i in 0..n {
             let m = self.rx_buf[i];
             self.rx_one(sh, t, m, pidx, false);
         }
+        n
     }
 
     /// Every packet of the burst enters `chain` (the port's first rule needs no parsing).
