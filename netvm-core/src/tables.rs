@@ -14,6 +14,9 @@ use crate::config::{
 };
 use crate::stats::MAX_CHAINS;
 
+/// Most services one run can number (services of removed NFs included: ids are never reused).
+pub const MAX_SERVICES: usize = 1024;
+
 /// A service and its instances (NF indices).
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -237,6 +240,46 @@ impl Tables {
             .map(|(i, r)| (r, u16::try_from(base + i).unwrap_or(u16::MAX)))
             .collect();
         self.chains.extend(new_chains);
+        self.refresh();
+        Ok(())
+    }
+
+    /// Adds NF `nf` as an instance of service `name`, a new service (with the next id) if no
+    /// NF provided it before; bumps the version. Returns the service id and whether it is new.
+    pub fn add_instance(&mut self, name: &str, nf: u16) -> Result<(u16, bool), String> {
+        let (id, new) = match self.service_id(name) {
+            Some(id) => (id, false),
+            None => {
+                if self.services.len() >= MAX_SERVICES {
+                    return Err(format!(
+                        "service ids exhausted: at most {MAX_SERVICES} services per run"
+                    ));
+                }
+                self.services.push(Service {
+                    name: name.to_owned(),
+                    instances: Vec::new(),
+                });
+                (u16::try_from(self.services.len() - 1).unwrap_or(u16::MAX), true)
+            }
+        };
+        self.services[usize::from(id)].instances.push(nf);
+        self.refresh();
+        Ok((id, new))
+    }
+
+    /// Takes NF `nf` out of every service's instances (its service keeps its id, possibly
+    /// with no instance left: chains naming it then follow their failure policy); bumps the
+    /// version.
+    pub fn remove_instance(&mut self, nf: u16) {
+        for s in &mut self.services {
+            s.instances.retain(|&x| x != nf);
+        }
+        self.refresh();
+    }
+
+    /// Recomputes what derives from services and chains, and bumps the version (workers
+    /// clear their flow caches: pinned instances are positions in the instance lists).
+    fn refresh(&mut self) {
         self.version += 1;
         self.needs_hash = self
             .chains
@@ -260,6 +303,5 @@ impl Tables {
                 (only_port && !pins).then_some(*c)
             });
         }
-        Ok(())
     }
 }

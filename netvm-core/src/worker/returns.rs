@@ -79,7 +79,7 @@ impl State {
     #[inline]
     pub(super) fn take_back(&mut self, sh: &Shared, t: &Tables, nf: u16, raw: Descriptor) {
         let nfr = &sh.nfs[usize::from(nf)];
-        let dom = &sh.domains[usize::from(nfr.domain)];
+        let dom = &sh.domains[usize::from(nfr.domain())];
         let geom = dom.region.geometry();
         let checked = CheckedDesc::try_from_raw(raw, geom);
         // Ownership first: only a buffer this NF holds right now is acted on at all.
@@ -132,7 +132,7 @@ impl State {
                     sh,
                     t,
                     m,
-                    nfr.domain,
+                    nfr.domain(),
                     owner.chain,
                     usize::from(owner.pos) + 1,
                     owner.in_port,
@@ -153,7 +153,7 @@ impl State {
                             sh,
                             t,
                             m,
-                            nfr.domain,
+                            nfr.domain(),
                             owner.chain,
                             from + k,
                             owner.in_port,
@@ -197,7 +197,7 @@ impl State {
     /// every worker has stopped ([`Self::reclaim_ready`]).
     pub(super) fn stop_feeding(&mut self, sh: &Shared, nf: u16, stopped: u64) {
         let nfr = &sh.nfs[usize::from(nf)];
-        let dom = &sh.domains[usize::from(nfr.domain)];
+        let dom = &sh.domains[usize::from(nfr.domain())];
         let link = &mut self.nfs[usize::from(nf)];
         link.rx = None;
         link.wake = false;
@@ -239,7 +239,7 @@ impl State {
         let nfr = &sh.nfs[usize::from(nf)];
         // First whatever it returned properly.
         self.drain_nf(sh, t, nf);
-        let dom = &sh.domains[usize::from(nfr.domain)];
+        let dom = &sh.domains[usize::from(nfr.domain())];
         let mut n = 0u64;
         for b in dom.bufs.iter() {
             if Owner::decode(b.owner.load(Ordering::Acquire)).is_some_and(|o| o.nf == nf) {
