@@ -505,7 +505,10 @@ mod tests {
             ),
             (r#"{"cmd":"detach"}"#, "missing \"nf\""),
             (r#"{"cmd":"nf_add","service":"s"}"#, "missing \"nf\""),
-            (r#"{"cmd":"nf_add","nf":"a"}"#, "nf: missing field `service`"),
+            (
+                r#"{"cmd":"nf_add","nf":"a"}"#,
+                "nf: missing field `service`",
+            ),
             (r#"{"cmd":"set_chains"}"#, "missing \"chains\""),
             (r#"{"cmd":"gone","nf":5}"#, "nf: invalid type"),
             (

@@ -35,7 +35,8 @@ use netvm_api::capture::{MAX_READ_BATCH, MAX_SNAPLEN};
 use netvm_api::config::MatchConfig;
 use netvm_api::protocol::{
     Answer, CapturePoint, CaptureReadAnswer, CaptureStartAnswer, CaptureStopAnswer, NfAddAnswer,
-    NfRemoveAnswer, NfStatus, PortStatus, RegionStatus, Request, SetChainsAnswer, StatsAnswer, StatusAnswer,
+    NfRemoveAnswer, NfStatus, PortStatus, RegionStatus, Request, SetChainsAnswer, StatsAnswer,
+    StatusAnswer,
 };
 use netvm_shm::SlotState;
 use serde_json::{json, Value};
@@ -889,7 +890,10 @@ fn snapshot_once(sh: &Shared) -> (Report, bool) {
         .snapshots
         .iter()
         .all(|s| s.epoch.load(Ordering::Acquire) == epoch);
-    (report_from(sh, &total, epoch, consistent, owned), clean || !consistent)
+    (
+        report_from(sh, &total, epoch, consistent, owned),
+        clean || !consistent,
+    )
 }
 
 /// Descriptors waiting in an NF's RX rings (core → NF): the saturation signal. Read from the
@@ -938,7 +942,12 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
             let occ = rx_occupancy(&id);
             let rejects: BTreeMap<String, u64> = netvm_shm::RejectReason::ALL
                 .iter()
-                .map(|r| (r, c.nf_rejects[i][*r as usize].saturating_sub(b.rejects[*r as usize])))
+                .map(|r| {
+                    (
+                        r,
+                        c.nf_rejects[i][*r as usize].saturating_sub(b.rejects[*r as usize]),
+                    )
+                })
                 .filter(|(_, v)| *v > 0)
                 .map(|(r, v)| (r.name().to_string(), v))
                 .collect();
@@ -957,7 +966,10 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                 delivered,
                 returned,
                 held: i128::from(delivered) - i128::from(returned),
-                reclaimed: n.reclaimed.load(Ordering::Relaxed).saturating_sub(b.reclaimed),
+                reclaimed: n
+                    .reclaimed
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(b.reclaimed),
                 verdicts,
                 rejects,
                 rx_ring_occupancy: occ,

@@ -259,7 +259,10 @@ impl Tables {
                     name: name.to_owned(),
                     instances: Vec::new(),
                 });
-                (u16::try_from(self.services.len() - 1).unwrap_or(u16::MAX), true)
+                (
+                    u16::try_from(self.services.len() - 1).unwrap_or(u16::MAX),
+                    true,
+                )
             }
         };
         self.services[usize::from(id)].instances.push(nf);

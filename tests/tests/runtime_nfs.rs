@@ -116,14 +116,17 @@ fn nf_added_and_removed_while_another_chain_flows() {
         "chains": [chain_a]
     });
     let mut core = Core::start(cfg, dir, &[]);
-    core.spawn_nf("l2fwd", "fa", "d", &["--dst-mac".into(), "02:00:00:00:00:77".into()]);
+    core.spawn_nf(
+        "l2fwd",
+        "fa",
+        "d",
+        &["--dst-mac".into(), "02:00:00:00:00:77".into()],
+    );
     core.wait_running();
     core.wait_stats(Duration::from_secs(30), |s| u(&s["ports"][1]["tx"]) > 1000);
 
     // Refusals change nothing.
-    let add = |nf: &str, service: &str, domain: &str| {
-        json!({"cmd": "nf_add", "nf": nf, "service": service, "domain": domain})
-    };
+    let add = |nf: &str, service: &str, domain: &str| json!({"cmd": "nf_add", "nf": nf, "service": service, "domain": domain});
     refused(&core, add("fa", "fwd2", "d"), "NF name \"fa\" is taken");
     refused(&core, add("fb", "fwd2", "nope"), "no domain named \"nope\"");
     refused(&core, add("f b", "fwd2", "d"), "NF name \"f b\"");
@@ -144,7 +147,12 @@ fn nf_added_and_removed_while_another_chain_flows() {
     assert_eq!(st[1]["name"], "fb", "{st:#}");
     assert_eq!(st[1]["state"], "pending", "{st:#}");
     refused(&core, add("fc", "fwd2", "d"), "no free NF entry");
-    core.spawn_nf("l2fwd", "fb", "d", &["--dst-mac".into(), "02:00:00:00:00:88".into()]);
+    core.spawn_nf(
+        "l2fwd",
+        "fb",
+        "d",
+        &["--dst-mac".into(), "02:00:00:00:00:88".into()],
+    );
     wait_attached(&mut core, "fb");
     let r = core.ctl(&json!({"cmd": "set_chains", "chains": chains}));
     assert_eq!(r["ok"], true, "{r}");
@@ -156,13 +164,20 @@ fn nf_added_and_removed_while_another_chain_flows() {
     // Remove fb while both chains flow: drained, nothing left to reclaim, entry free.
     let r = core.ctl(&json!({"cmd": "nf_remove", "nf": "fb"}));
     assert_eq!(r["ok"], true, "{r}");
-    assert_eq!(r["reclaimed"], 0, "fb returned everything in its grace period: {r}");
+    assert_eq!(
+        r["reclaimed"], 0,
+        "fb returned everything in its grace period: {r}"
+    );
     assert!(!ctl_file.exists(), "fb's control region is still there");
     let st = nf_status(&core);
     assert_eq!(st.as_array().map(Vec::len), Some(1), "{st:#}");
     core.nfs[1].signal(libc::SIGTERM);
     assert_eq!(core.nfs[1].wait_timeout(Duration::from_secs(5)), Some(0));
-    refused(&core, json!({"cmd": "nf_remove", "nf": "fb"}), "no NF named \"fb\"");
+    refused(
+        &core,
+        json!({"cmd": "nf_remove", "nf": "fb"}),
+        "no NF named \"fb\"",
+    );
     // Chain `new` follows its failure policy (drop) now.
     let unavailable = |s: &Value| u(&s["drops"]["nf_unavailable"]);
     let st = core.wait_stats(Duration::from_secs(30), |s| unavailable(s) > 500);
@@ -172,10 +187,16 @@ fn nf_added_and_removed_while_another_chain_flows() {
     // start at zero; removed before it ever attached.
     let r = core.ctl(&add("fc", "fwd2", "d"));
     assert_eq!(r["ok"], true, "{r}");
-    assert_eq!((r["index"].clone(), r["new_service"].clone()), (json!(1), json!(false)));
+    assert_eq!(
+        (r["index"].clone(), r["new_service"].clone()),
+        (json!(1), json!(false))
+    );
     let st = core.wait_stats(Duration::from_secs(5), |_| true);
     let fc = &st["nfs"][1];
-    assert_eq!((fc["name"].clone(), fc["state"].clone()), (json!("fc"), json!("pending")));
+    assert_eq!(
+        (fc["name"].clone(), fc["state"].clone()),
+        (json!("fc"), json!("pending"))
+    );
     assert_eq!((u(&fc["delivered"]), u(&fc["returned"])), (0, 0), "{fc:#}");
     let r = core.ctl(&json!({"cmd": "nf_remove", "nf": "fc"}));
     assert_eq!(r["ok"], true, "{r}");
@@ -186,7 +207,9 @@ fn nf_added_and_removed_while_another_chain_flows() {
     // Only the intended drops: chain `new`'s frames before it existed and after fb went.
     let drops: Vec<&String> = report["drops"].as_object().unwrap().keys().collect();
     assert!(
-        drops.iter().all(|d| *d == "no_chain" || *d == "nf_unavailable"),
+        drops
+            .iter()
+            .all(|d| *d == "no_chain" || *d == "nf_unavailable"),
         "{report:#}"
     );
     let ports = &report["ports"];
@@ -200,7 +223,11 @@ fn nf_added_and_removed_while_another_chain_flows() {
     assert_cyclic_run(&got_a, &rewritten(&frames_a, MAC_A), true, "chain a");
     // Chain new: what fb passed on is exact; every frame of in2 is accounted for.
     let got_b = read_pcap(&out_b);
-    assert_eq!(u(&ports[3]["tx"]), tx_b, "frames left by out2 after fb was removed");
+    assert_eq!(
+        u(&ports[3]["tx"]),
+        tx_b,
+        "frames left by out2 after fb was removed"
+    );
     assert_eq!(got_b.len() as u64, tx_b);
     assert_cyclic_run(&got_b, &rewritten(&frames_b, MAC_B), false, "chain new");
     assert_eq!(
@@ -208,5 +235,9 @@ fn nf_added_and_removed_while_another_chain_flows() {
         tx_b + u(&report["drops"]["no_chain"]) + u(&report["drops"]["nf_unavailable"]),
         "{report:#}"
     );
-    assert_eq!(report["nfs"].as_array().map(Vec::len), Some(1), "{report:#}");
+    assert_eq!(
+        report["nfs"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
 }
