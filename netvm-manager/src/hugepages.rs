@@ -280,9 +280,11 @@ mod tests {
     fn need_counts_regions_and_dpdk() {
         let c = cfg(8192, 1);
         let n = estimate(&c, true).unwrap();
-        // The domain region plus one 2 MiB control region for its one NF.
+        // The domain region plus one 2 MiB control region for its one NF, and one for each
+        // spare entry (default 4) that an NF added at run time may take.
         assert_eq!(control_bytes(&c, 0).unwrap(), 2 << 20);
-        assert_eq!(n.region_bytes, region_size(&c, 0).unwrap() + (2 << 20));
+        assert_eq!(spare_control_bytes(&c).unwrap(), 4 * (2 << 20));
+        assert_eq!(n.region_bytes, region_size(&c, 0).unwrap() + 5 * (2 << 20));
         assert_eq!(n.dpdk_bytes, DPDK_BASE_BYTES + 8192 * DPDK_BYTES_PER_BUFFER);
         assert_eq!(estimate(&c, false).unwrap().region_bytes, 0);
         let mut c2 = c.clone();
