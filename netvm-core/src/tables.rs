@@ -308,3 +308,57 @@ impl Tables {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(n: &str) -> Option<u16> {
+        match n {
+            "in" => Some(0),
+            "out" => Some(1),
+            _ => None,
+        }
+    }
+
+    fn tables() -> Tables {
+        let cfg = Config::from_json(
+            r#"{"domains": [{"name": "d"}],
+                "ports": [{"name": "in", "device": "net_null0", "domain": "d"},
+                          {"name": "out", "device": "net_null1", "domain": "d"}],
+                "nfs": [{"name": "a", "service": "fwd", "domain": "d"}],
+                "chains": [{"name": "c", "match": {"in_port": "in"}, "services": ["fwd"],
+                            "egress": "out"}]}"#,
+        )
+        .unwrap();
+        Tables::build(&cfg, &ports).unwrap()
+    }
+
+    /// Instances come and go without moving service ids; chains may name a service once it
+    /// has an instance, and a service keeps its id (empty) when its last one leaves.
+    #[test]
+    fn instances_added_and_removed_keep_service_ids() {
+        let mut t = tables();
+        let v = t.version;
+        assert_eq!(t.add_instance("fwd", 2).unwrap(), (0, false));
+        assert_eq!(t.services[0].instances, [0, 2]);
+        assert!(t.needs_hash[0], "two instances need the flow hash");
+        assert_eq!(t.add_instance("mon", 3).unwrap(), (1, true));
+        assert!(t.version > v);
+        let chains: Vec<ChainConfig> = serde_json::from_str(
+            r#"[{"name": "m", "match": {"in_port": "in"}, "services": ["mon", "fwd"], "egress": "out"}]"#,
+        )
+        .unwrap();
+        t.set_chains(&chains, &ports).unwrap();
+        let m = t.chains.last().unwrap();
+        assert_eq!(m.services, [1, 0]);
+        t.remove_instance(3);
+        t.remove_instance(2);
+        assert_eq!(t.service_id("mon"), Some(1));
+        assert!(t.services[1].instances.is_empty());
+        assert_eq!(t.services[0].instances, [0]);
+        assert!(!t.needs_hash.iter().any(|&h| h));
+        // The freed index joins another service later.
+        assert_eq!(t.add_instance("new", 3).unwrap(), (2, true));
+    }
+}
