@@ -117,6 +117,17 @@ impl State {
                 (*m).pkt_len = u32::from(d.data_len());
             }
         }
+        // A chain newer than this worker's tables: another worker classified the packet with
+        // tables this one has not applied yet (commands are looked at every 16th round). The
+        // control side's tables are the newest, and chain ids are never reused: take those
+        // for this packet (cold, only in the rounds right after a change).
+        let newest;
+        let t = if usize::from(owner.chain) < t.chains.len() {
+            t
+        } else {
+            newest = newest_tables(sh);
+            &*newest
+        };
         let Some(ch) = t.chains.get(usize::from(owner.chain)) else {
             self.free(m, DropReason::ChainRemoved);
             return;
@@ -258,4 +269,11 @@ impl State {
         link.nstaged = 0;
         nfr.reclaim_done.fetch_add(1, Ordering::Release);
     }
+}
+
+/// The tables the control side has in force now (a lock: only for a packet of a chain this
+/// worker's tables do not know yet).
+#[cold]
+fn newest_tables(sh: &Shared) -> std::sync::Arc<Tables> {
+    sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
