@@ -82,6 +82,14 @@ pub struct Config {
     #[serde(default)]
     #[schemars(range(min = 10, max = 10000))]
     pub poll_max_sleep_us: Option<u32>,
+    /// NF entries kept free for NFs added while the instance runs (`netvm-manager nf add`,
+    /// the control socket's `nf_add`): each is an index in the core's tables, counters and
+    /// rings of every worker, sized at start. Its control region is made (in the new NF's
+    /// domain) only when an NF takes it, and removed when that NF is removed. `nfs` plus
+    /// `spare_nfs` is at most 254.
+    #[serde(default = "default_spare_nfs")]
+    #[schemars(range(max = 254))]
+    pub spare_nfs: u32,
 }
 
 /// Default [`Config::poll_max_sleep_us`].
@@ -125,6 +133,11 @@ impl<'de> Deserialize<'de> for Poll {
     }
 }
 
+
+fn default_spare_nfs() -> u32 {
+    4
+}
+
 fn default_hoard_timeout_ms() -> u64 {
     2000
 }
@@ -162,12 +175,17 @@ impl Config {
     /// 1) — what its RX rings (one per worker) and its TX ring can hold.
     #[must_use]
     pub fn nf_quota(&self, nf: &NfConfig) -> u32 {
-        nf.quota.unwrap_or_else(|| {
-            let rings = u32::try_from(self.workers.len())
-                .unwrap_or(u32::MAX)
-                .saturating_add(1);
-            self.ring_capacity.saturating_mul(rings)
-        })
+        nf.quota.unwrap_or_else(|| self.default_nf_quota())
+    }
+
+    /// The buffer quota of an NF without its own: `ring_capacity` × (workers + 1) (NFs added
+    /// at run time get this one).
+    #[must_use]
+    pub fn default_nf_quota(&self) -> u32 {
+        let rings = u32::try_from(self.workers.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        self.ring_capacity.saturating_mul(rings)
     }
 }
 
@@ -619,6 +637,16 @@ impl Config {
         if self.nfs.len() > MAX_NFS {
             return Err(err("nfs", format!("at most {MAX_NFS} NFs")));
         }
+        if self.nfs.len() + self.spare_nfs as usize > MAX_NFS {
+            return Err(err(
+                "spare_nfs",
+                format!(
+                    "{} NFs and {} spare entries: at most {MAX_NFS} together",
+                    self.nfs.len(),
+                    self.spare_nfs
+                ),
+            ));
+        }
         let mut nfs = HashSet::new();
         let mut services: HashSet<&str> = HashSet::new();
         for (i, n) in self.nfs.iter().enumerate() {
@@ -803,7 +831,9 @@ pub fn port_workers(cfg: &Config, port: usize) -> Vec<usize> {
     w
 }
 
-fn valid_name(s: &str) -> bool {
+/// Whether `s` is a valid name of an NF, service, domain, port or chain: 1-32 characters of
+/// letters, digits, '-' and '_'.
+pub fn valid_name(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

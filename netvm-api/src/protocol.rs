@@ -15,6 +15,15 @@
 //! * `{"cmd":"gone","nf":NAME}` → [`Answer`]: the NF's process or guest has exited (the manager
 //!   saw it): reclaim its buffers now and reserve its slot again.
 //! * `{"cmd":"shutdown"}` → [`Answer`]: stops the core.
+//! * `{"cmd":"nf_add","nf":NAME,"service":S,"domain":D}` → [`NfAddAnswer`]: a new NF takes a
+//!   free (spare) entry: its control region is made in domain `D`, its slot reserved, and
+//!   service `S` (new or not) gets it as an instance, so that chains may name `S` from now on.
+//!   Refused, with nothing changed, when the name is taken, the domain unknown, a name
+//!   invalid or no entry is free.
+//! * `{"cmd":"nf_remove","nf":NAME}` → [`NfRemoveAnswer`]: the NF gets no new packets, has
+//!   a grace period to return what it holds, what it still holds is taken back, its control
+//!   region is removed and its entry is free again; answered when all that is done. Chains
+//!   naming its service follow their failure policy when no instance is left.
 //! * `{"cmd":"capture_start","at":"fw1:out","filter":{…},"snaplen":N,"count":C}` →
 //!   [`CaptureStartAnswer`]: starts copying the frames that pass a [`CapturePoint`] and match
 //!   `filter` (a chain `match`; optional) into the core's capture rings, at most `count`
@@ -75,6 +84,20 @@ pub enum Request {
     },
     /// Stop the core.
     Shutdown,
+    /// Add an NF at run time (it takes a free entry).
+    NfAdd {
+        /// NF instance name (new).
+        nf: String,
+        /// Service it provides (an existing one or a new one).
+        service: String,
+        /// Its domain (an existing one).
+        domain: String,
+    },
+    /// Remove an NF at run time (its entry becomes free).
+    NfRemove {
+        /// NF instance name.
+        nf: String,
+    },
     /// Start capturing at a point.
     CaptureStart {
         /// Where.
@@ -100,7 +123,7 @@ pub enum Request {
 }
 
 /// Every command, with the argument it requires (if any).
-const COMMANDS: [(&str, Option<&str>); 10] = [
+const COMMANDS: [(&str, Option<&str>); 12] = [
     ("status", None),
     ("stats", None),
     ("detach", Some("nf")),
@@ -111,6 +134,8 @@ const COMMANDS: [(&str, Option<&str>); 10] = [
     ("capture_start", Some("at")),
     ("capture_read", None),
     ("capture_stop", None),
+    ("nf_add", Some("nf")),
+    ("nf_remove", Some("nf")),
 ];
 
 /// What is wrong with a request line; its message is what the core sends back as `"error"`.
@@ -126,7 +151,7 @@ pub enum RequestError {
     #[error("missing \"cmd\"")]
     MissingCmd,
     /// A command the core does not know.
-    #[error("unknown command {cmd:?} (known: status, stats, detach, attach, set_chains, gone, shutdown, capture_start, capture_read, capture_stop)")]
+    #[error("unknown command {cmd:?} (known: status, stats, detach, attach, set_chains, gone, shutdown, capture_start, capture_read, capture_stop, nf_add, nf_remove)")]
     UnknownCmd {
         /// The command as given.
         cmd: String,
@@ -165,6 +190,8 @@ impl Request {
             Self::CaptureStart { .. } => "capture_start",
             Self::CaptureRead { .. } => "capture_read",
             Self::CaptureStop => "capture_stop",
+            Self::NfAdd { .. } => "nf_add",
+            Self::NfRemove { .. } => "nf_remove",
         }
     }
 
@@ -309,6 +336,37 @@ pub struct SetChainsAnswer {
     pub version: u64,
 }
 
+/// The answer to `nf_add`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NfAddAnswer {
+    /// Always true.
+    pub ok: bool,
+    /// The NF's entry (index in the core's NF table; `status` lists NFs in this order). The
+    /// manager runs a process NF as uid `62000 + index`.
+    pub index: u32,
+    /// Its control region file (its slot and rings).
+    pub control: PathBuf,
+    /// Its domain's region file.
+    pub region: PathBuf,
+    /// Whether the service is new (no NF provided it before).
+    pub new_service: bool,
+    /// Version of the tables now in force.
+    pub version: u64,
+}
+
+/// The answer to `nf_remove`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NfRemoveAnswer {
+    /// Always true.
+    pub ok: bool,
+    /// Buffers the core had to take back (what the NF still held after its grace period).
+    pub reclaimed: u64,
+    /// Version of the tables now in force.
+    pub version: u64,
+}
+
 /// Why an answer line could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnswerError {
@@ -362,6 +420,18 @@ mod tests {
             (
                 Request::Attach { nf: "fw1".into() },
                 r#"{"cmd":"attach","nf":"fw1"}"#,
+            ),
+            (
+                Request::NfAdd {
+                    nf: "m2".into(),
+                    service: "mon".into(),
+                    domain: "d".into(),
+                },
+                r#"{"cmd":"nf_add","nf":"m2","service":"mon","domain":"d"}"#,
+            ),
+            (
+                Request::NfRemove { nf: "m2".into() },
+                r#"{"cmd":"nf_remove","nf":"m2"}"#,
             ),
         ];
         for (req, want) in cases {
@@ -434,6 +504,11 @@ mod tests {
                 "unknown command \"frobnicate\" (known: status,",
             ),
             (r#"{"cmd":"detach"}"#, "missing \"nf\""),
+            (r#"{"cmd":"nf_add","service":"s"}"#, "missing \"nf\""),
+            (
+                r#"{"cmd":"nf_add","nf":"a"}"#,
+                "nf: missing field `service`",
+            ),
             (r#"{"cmd":"set_chains"}"#, "missing \"chains\""),
             (r#"{"cmd":"gone","nf":5}"#, "nf: invalid type"),
             (

@@ -34,8 +34,9 @@ use std::time::{Duration, Instant};
 use netvm_api::capture::{MAX_READ_BATCH, MAX_SNAPLEN};
 use netvm_api::config::MatchConfig;
 use netvm_api::protocol::{
-    Answer, CapturePoint, CaptureReadAnswer, CaptureStartAnswer, CaptureStopAnswer, NfStatus,
-    PortStatus, RegionStatus, Request, SetChainsAnswer, StatsAnswer, StatusAnswer,
+    Answer, CapturePoint, CaptureReadAnswer, CaptureStartAnswer, CaptureStopAnswer, NfAddAnswer,
+    NfRemoveAnswer, NfStatus, PortStatus, RegionStatus, Request, SetChainsAnswer, StatsAnswer,
+    StatusAnswer,
 };
 use netvm_shm::SlotState;
 use serde_json::{json, Value};
@@ -43,7 +44,7 @@ use serde_json::{json, Value};
 use crate::capture::{CaptureRing, Session, SessionShared, Tap, TapKind};
 use crate::stats::{Counters, DropReason, NfReport, PortReport, Report, WorkerReport};
 use crate::worker::Command;
-use crate::{fault, id32, nf_state, CoreError, Shared};
+use crate::{fault, id32, nf_state, CoreError, NfBase, NfIdent, NfRt, Shared};
 
 /// Lets a thread run on every CPU (threads inherit the EAL's pinning of the main thread).
 pub fn unpin_current_thread() {
@@ -62,27 +63,30 @@ pub fn unpin_current_thread() {
 /// identity, clears a recorded fault.
 pub fn reserve_slot(sh: &Shared, i: usize) -> Result<(), CoreError> {
     let nf = &sh.nfs[i];
+    let Some(id) = nf.ident() else {
+        return Err(CoreError::Internal(format!("NF entry {i} is free")));
+    };
     let tables = sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let svc = tables.service_id(&nf.info.service).unwrap_or(u16::MAX);
+    let svc = tables.service_id(&id.service).unwrap_or(u16::MAX);
     let inst = tables
         .services
         .get(usize::from(svc))
         .and_then(|s| s.instances.iter().position(|&x| usize::from(x) == i))
         .unwrap_or(0);
     let region_err = |e| CoreError::Region {
-        path: nf.ctl_path.clone(),
+        path: id.ctl_path.clone(),
         source: e,
     };
-    let slot = nf.ctl.slot(0).map_err(region_err)?;
-    let rings = nf
+    let slot = id.ctl.slot(0).map_err(region_err)?;
+    let rings = id
         .ctl
         .geometry()
         .slot_rings(0)
-        .ok_or_else(|| CoreError::Internal(format!("NF {} has no rings", nf.info.name)))?;
+        .ok_or_else(|| CoreError::Internal(format!("NF {} has no rings", id.name)))?;
     for r in rings.rx_range().chain(std::iter::once(rings.tx)) {
-        nf.ctl.reset_ring(r, 0).map_err(region_err)?;
+        id.ctl.reset_ring(r, 0).map_err(region_err)?;
     }
-    slot.reserve(&nf.info.name, u32::from(svc), id32(inst))
+    slot.reserve(&id.name, u32::from(svc), id32(inst))
         .map_err(region_err)?;
     nf.fault.store(fault::NONE, Ordering::Relaxed);
     nf.state.store(nf_state::PENDING, Ordering::Release);
@@ -159,14 +163,29 @@ pub fn start(sh: Arc<Shared>) -> Result<Control, CoreError> {
 /// step; the margin covers a TCG guest starved of CPU on a loaded host.
 const GUEST_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the supervisor does with an NF entry once its buffers are back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Nothing (detached or quarantined: the operator re-opens it).
+    Stay,
+    /// Reserve the slot again so that a restarted NF can attach.
+    Rereserve,
+    /// Free the entry (`nf_remove`): its control region goes, a later `nf_add` may take it.
+    Free,
+}
+
+/// How long an NF being detached or removed may go on returning buffers before the core
+/// takes back what it still holds.
+const DETACH_GRACE: Duration = Duration::from_millis(200);
+
 #[derive(Default)]
 struct Supervisor {
     /// Guest NFs (pid 0): NF index → (last heartbeat seen, when it last moved).
     heartbeats: std::collections::HashMap<usize, (u64, Instant)>,
-    /// NFs being reclaimed: (index, reclaim_done target, re-reserve after).
-    reclaiming: Vec<(usize, u64, bool)>,
-    /// NFs detached by the operator: (index, when).
-    detaching: Vec<(usize, Instant)>,
+    /// NFs being reclaimed: (index, reclaim_done target, what then).
+    reclaiming: Vec<(usize, u64, After)>,
+    /// NFs detached or being removed by the operator: (index, when, what after the reclaim).
+    detaching: Vec<(usize, Instant, After)>,
     /// NFs at their quota: NF index → (returned count seen, since when it has not moved).
     hoarding: std::collections::HashMap<usize, (u64, Instant)>,
 }
@@ -184,7 +203,7 @@ impl Supervisor {
     /// `hoard_timeout_ms`.
     fn hoards(&mut self, sh: &Shared, i: usize, now: Instant) -> bool {
         let nf = &sh.nfs[i];
-        if nf.held() < u64::from(nf.quota) {
+        if nf.held() < u64::from(nf.quota()) {
             self.hoarding.remove(&i);
             return false;
         }
@@ -217,18 +236,25 @@ impl Supervisor {
         let nf = &sh.nfs[i];
         eprintln!(
             "netvm-core: quarantining NF {} ({}); reclaiming its {} buffers",
-            nf.info.name,
+            nf.name(),
             fault::name(why),
             nf.held()
         );
         nf.quarantined_for.store(why, Ordering::Relaxed);
-        if let Ok(slot) = nf.ctl.slot(0) {
-            slot.set_state(SlotState::Quarantined);
+        if let Some(id) = nf.ident() {
+            if let Ok(slot) = id.ctl.slot(0) {
+                slot.set_state(SlotState::Quarantined);
+            }
         }
-        self.start_reclaim(sh, i, nf_state::QUARANTINED, sh.config.quarantine_reattach);
+        let after = if sh.config.quarantine_reattach {
+            After::Rereserve
+        } else {
+            After::Stay
+        };
+        self.start_reclaim(sh, i, nf_state::QUARANTINED, after);
     }
 
-    fn start_reclaim(&mut self, sh: &Shared, i: usize, state: u8, rereserve: bool) {
+    fn start_reclaim(&mut self, sh: &Shared, i: usize, state: u8, after: After) {
         let nf = &sh.nfs[i];
         self.heartbeats.remove(&i);
         self.hoarding.remove(&i);
@@ -240,7 +266,28 @@ impl Supervisor {
             nf: crate::id16(i),
             stopped,
         });
-        self.reclaiming.push((i, target, rereserve));
+        self.reclaiming.push((i, target, after));
+    }
+
+    /// `nf_remove` of entry `i` (already REMOVING, out of the tables): a grace period for an
+    /// attached NF to return what it holds, then the reclaim, then the entry is freed.
+    fn start_remove(&mut self, sh: &Shared, i: usize, was_attached: bool, now: Instant) {
+        self.detaching.retain(|d| d.0 != i);
+        if let Some(r) = self.reclaiming.iter_mut().find(|r| r.0 == i) {
+            // A reclaim (crash, detach, quarantine) is under way: free the entry after it.
+            r.2 = After::Free;
+            return;
+        }
+        if sh.started.get().is_none() {
+            // No worker runs yet, so none has its rings or buffers: free at once.
+            free_entry(sh, i);
+            return;
+        }
+        if was_attached {
+            self.detaching.push((i, now, After::Free));
+        } else {
+            self.start_reclaim(sh, i, nf_state::REMOVING, After::Free);
+        }
     }
 
     fn tick(&mut self, sh: &Shared) {
@@ -251,21 +298,29 @@ impl Supervisor {
             {
                 eprintln!(
                     "netvm-core: NF {} reported gone; reclaiming its buffers",
-                    sh.nfs[i].info.name
+                    sh.nfs[i].name()
                 );
-                self.start_reclaim(sh, i, nf_state::DEAD, true);
+                self.start_reclaim(sh, i, nf_state::DEAD, After::Rereserve);
             }
         }
         let requested =
             std::mem::take(&mut *sh.detach_requests.lock().unwrap_or_else(|p| p.into_inner()));
         let now = Instant::now();
         self.detaching
-            .extend(requested.into_iter().map(|i| (i, now)));
+            .extend(requested.into_iter().map(|i| (i, now, After::Stay)));
+        let removals =
+            std::mem::take(&mut *sh.remove_requests.lock().unwrap_or_else(|p| p.into_inner()));
+        for (i, was_attached) in removals {
+            self.start_remove(sh, i, was_attached, now);
+        }
         for (i, nf) in sh.nfs.iter().enumerate() {
             if self.reclaiming.iter().any(|r| r.0 == i) {
                 continue;
             }
-            let Ok(slot) = nf.ctl.slot(0) else {
+            let Some(id) = nf.ident() else {
+                continue;
+            };
+            let Ok(slot) = id.ctl.slot(0) else {
                 continue;
             };
             let core_state = nf.state.load(Ordering::Acquire);
@@ -293,40 +348,50 @@ impl Supervisor {
                         continue;
                     }
                     if slot_state == Some(SlotState::Detached) {
-                        self.start_reclaim(sh, i, nf_state::DETACHED, true);
+                        self.start_reclaim(sh, i, nf_state::DETACHED, After::Rereserve);
                     } else if slot_state != Some(SlotState::Attached)
                         || !self.nf_alive(i, &slot, now)
                     {
-                        eprintln!("netvm-core: NF {} is gone (slot state {:?}, pid {}); reclaiming its buffers", nf.info.name, slot_state, slot.nf_pid());
-                        self.start_reclaim(sh, i, nf_state::DEAD, true);
+                        eprintln!("netvm-core: NF {} is gone (slot state {:?}, pid {}); reclaiming its buffers", id.name, slot_state, slot.nf_pid());
+                        self.start_reclaim(sh, i, nf_state::DEAD, After::Rereserve);
                     }
                 }
                 _ => {}
             }
         }
-        // Operator detaches: after a grace period for returns, reclaim.
-        let due: Vec<usize> = self
+        // Operator detaches and removals: after a grace period for returns, reclaim.
+        let due: Vec<(usize, After)> = self
             .detaching
             .iter()
-            .filter(|(_, t)| now.duration_since(*t) >= Duration::from_millis(200))
-            .map(|&(i, _)| i)
+            .filter(|(_, t, _)| now.duration_since(*t) >= DETACH_GRACE)
+            .map(|&(i, _, a)| (i, a))
             .collect();
         self.detaching
-            .retain(|(_, t)| now.duration_since(*t) < Duration::from_millis(200));
-        for i in due {
-            self.start_reclaim(sh, i, nf_state::DETACHED, false);
+            .retain(|(_, t, _)| now.duration_since(*t) < DETACH_GRACE);
+        for (i, after) in due {
+            let state = if after == After::Free {
+                nf_state::REMOVING
+            } else {
+                nf_state::DETACHED
+            };
+            self.start_reclaim(sh, i, state, after);
         }
-        // Finished reclaims: reserve the slot again so a restarted NF can attach.
+        // Finished reclaims: reserve the slot again so a restarted NF can attach, or free the
+        // entry of a removed NF.
         let mut still = Vec::new();
-        for (i, target, rereserve) in self.reclaiming.drain(..) {
+        for (i, target, after) in self.reclaiming.drain(..) {
             if sh.nfs[i].reclaim_done.load(Ordering::Acquire) >= target {
-                if rereserve {
-                    if let Err(e) = reserve_slot(sh, i) {
-                        eprintln!("netvm-core: re-reserving NF {}: {e}", sh.nfs[i].info.name);
+                match after {
+                    After::Rereserve => {
+                        if let Err(e) = reserve_slot(sh, i) {
+                            eprintln!("netvm-core: re-reserving NF {}: {e}", sh.nfs[i].name());
+                        }
                     }
+                    After::Free => free_entry(sh, i),
+                    After::Stay => {}
                 }
             } else {
-                still.push((i, target, rereserve));
+                still.push((i, target, after));
             }
         }
         self.reclaiming = still;
@@ -397,10 +462,11 @@ pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
         Err(e) => return fail(e.to_string()),
     };
     let nf_idx = |name: &str| -> Result<usize, Value> {
-        sh.nfs
-            .iter()
-            .position(|n| n.info.name == name)
-            .ok_or_else(|| fail(format!("no NF named {name:?}")))
+        let i = nf_index(sh, name).ok_or_else(|| fail(format!("no NF named {name:?}")))?;
+        match sh.nfs[i].state.load(Ordering::Acquire) {
+            nf_state::REMOVING => Err(fail(format!("NF {name:?} is being removed"))),
+            _ => Ok(i),
+        }
     };
     match req {
         Request::Status => answer(&StatusAnswer {
@@ -410,15 +476,16 @@ pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
             nfs: sh
                 .nfs
                 .iter()
-                .map(|n| {
-                    let dom = &sh.domains[usize::from(n.domain)];
+                .filter_map(|n| n.ident().map(|id| (n, id)))
+                .map(|(n, id)| {
+                    let dom = &sh.domains[usize::from(id.domain)];
                     NfStatus {
-                        name: n.info.name.clone(),
-                        service: n.info.service.clone(),
+                        name: id.name.clone(),
+                        service: id.service.clone(),
                         domain: dom.name.clone(),
                         state: nf_state::name(n.state.load(Ordering::Acquire)).into(),
-                        pid: n.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0),
-                        control: n.ctl_path.clone(),
+                        pid: id.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0),
+                        control: id.ctl_path.clone(),
                         quarantined_for: match n.quarantined_for.load(Ordering::Relaxed) {
                             fault::NONE => None,
                             f => Some(fault::name(f).to_owned()),
@@ -480,11 +547,7 @@ pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
             Ok(i) => {
                 let s = sh.nfs[i].state.load(Ordering::Acquire);
                 if s == nf_state::ATTACHED || s == nf_state::PENDING {
-                    return fail(format!(
-                        "NF {:?} is {}",
-                        sh.nfs[i].info.name,
-                        nf_state::name(s)
-                    ));
+                    return fail(format!("NF {nf:?} is {}", nf_state::name(s)));
                 }
                 match reserve_slot(sh, i) {
                     Ok(()) => answer(&Answer::ok()),
@@ -511,7 +574,11 @@ pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
             Err(e) => fail(e),
         },
         Request::SetChains { chains } => {
+            let _changes = sh.nf_changes.lock().unwrap_or_else(|p| p.into_inner());
+            // Validated against the NFs there are now (added ones in, removed ones out).
             let mut cfg = sh.config.clone();
+            cfg.nfs = current_nfs(sh);
+            cfg.spare_nfs = 0;
             cfg.chains = chains.clone();
             if let Err(e) = cfg.validate() {
                 return fail(e.to_string());
@@ -537,7 +604,223 @@ pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
                 version: t.version,
             })
         }
+        Request::NfAdd {
+            nf,
+            service,
+            domain,
+        } => match nf_add(sh, &nf, &service, &domain) {
+            Ok(a) => answer(&a),
+            Err(e) => fail(e),
+        },
+        Request::NfRemove { nf } => match nf_remove(sh, &nf) {
+            Ok(a) => answer(&a),
+            Err(e) => fail(e),
+        },
     }
+}
+
+/// The entry of the NF named `name`, if one has it.
+fn nf_index(sh: &Shared, name: &str) -> Option<usize> {
+    sh.nfs
+        .iter()
+        .position(|n| n.ident().is_some_and(|id| id.name == name))
+}
+
+/// The NFs there are now, as config entries (name, service, domain): what chains may name.
+/// NFs being removed are left out.
+fn current_nfs(sh: &Shared) -> Vec<netvm_api::config::NfConfig> {
+    sh.nfs
+        .iter()
+        .filter(|n| n.state.load(Ordering::Acquire) != nf_state::REMOVING)
+        .filter_map(NfRt::ident)
+        .map(|id| netvm_api::config::NfConfig {
+            name: id.name.clone(),
+            service: id.service.clone(),
+            kind: netvm_api::config::NfKind::Process,
+            domain: sh.domains[usize::from(id.domain)].name.clone(),
+            program: None,
+            args: Vec::new(),
+            cpu: None,
+            vm: None,
+            quota: None,
+        })
+        .collect()
+}
+
+/// How long `nf_remove` waits for the NF's entry to be freed (grace period and reclaim).
+const REMOVE_WAIT: Duration = Duration::from_secs(10);
+
+/// `nf_add`: checks everything, then makes the NF's control region, gives it a free entry,
+/// makes it an instance of its service (new tables to every worker) and reserves its slot.
+/// Any refusal leaves everything as it was.
+fn nf_add(sh: &Shared, name: &str, service: &str, domain: &str) -> Result<NfAddAnswer, String> {
+    let _changes = sh.nf_changes.lock().unwrap_or_else(|p| p.into_inner());
+    if !netvm_api::config::valid_name(name) {
+        return Err(format!(
+            "NF name {name:?}: must be 1-32 characters of letters, digits, '-', '_'"
+        ));
+    }
+    if !netvm_api::config::valid_name(service) {
+        return Err(format!(
+            "service name {service:?}: must be 1-32 characters of letters, digits, '-', '_'"
+        ));
+    }
+    if nf_index(sh, name).is_some() {
+        return Err(format!("NF name {name:?} is taken"));
+    }
+    let Some(d) = sh.domains.iter().position(|d| d.name == domain) else {
+        let names: Vec<&str> = sh.domains.iter().map(|d| d.name.as_str()).collect();
+        return Err(format!(
+            "no domain named {domain:?} (domains: {})",
+            names.join(", ")
+        ));
+    };
+    let Some(i) = sh
+        .nfs
+        .iter()
+        .position(|n| n.state.load(Ordering::Acquire) == nf_state::FREE && n.ident().is_none())
+    else {
+        return Err(format!(
+            "no free NF entry for {name:?}: all {} are in use ({} configured NFs, spare_nfs {}); remove an NF first",
+            sh.nfs.len(),
+            sh.config.nfs.len(),
+            sh.config.spare_nfs
+        ));
+    };
+    let dom = &sh.domains[d];
+    let ctl_path = netvm_shm::control_path(&dom.path, name);
+    let params = netvm_shm::RegionLayout::control_params(
+        dom.region.geometry(),
+        id32(sh.commands.len()),
+        sh.config.ring_capacity,
+    );
+    let ctl = netvm_shm::Region::create_or_replace(&ctl_path, &params)
+        .map_err(|e| format!("creating the control region {}: {e}", ctl_path.display()))?;
+    let nf = &sh.nfs[i];
+    // Counters of earlier NFs of this entry are not this NF's (no worker touches the entry
+    // while it is free, so one snapshot reads them exactly).
+    if nf.uses.load(Ordering::Relaxed) > 0 {
+        let base = base_of(sh, i);
+        *nf.base.lock().unwrap_or_else(|p| p.into_inner()) = base;
+    }
+    nf.rejects.store(0, Ordering::Relaxed);
+    nf.fault.store(fault::NONE, Ordering::Relaxed);
+    nf.quarantined_for.store(fault::NONE, Ordering::Relaxed);
+    nf.set_quota(sh.config.default_nf_quota());
+    nf.set_ident(NfIdent {
+        name: name.to_owned(),
+        service: service.to_owned(),
+        domain: crate::id16(d),
+        ctl,
+        ctl_path: ctl_path.clone(),
+        runtime: true,
+    });
+    let undo = |sh: &Shared| {
+        if let Some(id) = sh.nfs[i].take_ident() {
+            let _ = std::fs::remove_file(&id.ctl_path);
+        }
+        sh.nfs[i].state.store(nf_state::FREE, Ordering::Release);
+    };
+    let mut guard = sh.tables.lock().unwrap_or_else(|p| p.into_inner());
+    let old = Arc::clone(&guard);
+    let mut t = (**guard).clone();
+    let (_, new_service) = match t.add_instance(service, crate::id16(i)) {
+        Ok(x) => x,
+        Err(e) => {
+            drop(guard);
+            undo(sh);
+            return Err(e);
+        }
+    };
+    let t = Arc::new(t);
+    *guard = Arc::clone(&t);
+    drop(guard);
+    // The slot names its service id and instance position from the tables just set.
+    if let Err(e) = reserve_slot(sh, i) {
+        *sh.tables.lock().unwrap_or_else(|p| p.into_inner()) = old;
+        undo(sh);
+        return Err(format!("reserving the slot of NF {name:?}: {e}"));
+    }
+    broadcast(sh, || Command::Tables(Arc::clone(&t)));
+    eprintln!(
+        "netvm-core: NF {name} added (service {service}{}, domain {domain}, entry {i}); waiting for it to attach",
+        if new_service { ", new" } else { "" }
+    );
+    Ok(NfAddAnswer {
+        ok: true,
+        index: id32(i),
+        control: ctl_path,
+        region: dom.path.clone(),
+        new_service,
+        version: t.version,
+    })
+}
+
+/// What the workers have counted for entry `i` so far (a snapshot; zero before they run).
+fn base_of(sh: &Shared, i: usize) -> NfBase {
+    let Some(r) = snapshot_counters(sh) else {
+        return NfBase::default();
+    };
+    NfBase {
+        delivered: r.nf_delivered[i],
+        returned: r.nf_returned[i],
+        quota_drops: r.nf_quota_drops[i],
+        verdicts: r.nf_verdicts[i],
+        rejects: r.nf_rejects[i],
+        reclaimed: sh.nfs[i].reclaimed.load(Ordering::Relaxed),
+    }
+}
+
+/// `nf_remove`: no new packets for the NF (out of the tables, state REMOVING), then — in
+/// the supervisor — a grace period to return what it holds, the reclaim of the rest, and the
+/// entry freed with its control region. Answers once the entry is free.
+fn nf_remove(sh: &Shared, name: &str) -> Result<NfRemoveAnswer, String> {
+    let changes = sh.nf_changes.lock().unwrap_or_else(|p| p.into_inner());
+    let i = nf_index(sh, name).ok_or_else(|| format!("no NF named {name:?}"))?;
+    let nf = &sh.nfs[i];
+    let was = nf.state.swap(nf_state::REMOVING, Ordering::AcqRel);
+    if was == nf_state::REMOVING {
+        return Err(format!("NF {name:?} is already being removed"));
+    }
+    let reclaimed_before = nf.reclaimed.load(Ordering::Relaxed);
+    let mut guard = sh.tables.lock().unwrap_or_else(|p| p.into_inner());
+    let mut t = (**guard).clone();
+    t.remove_instance(crate::id16(i));
+    let t = Arc::new(t);
+    *guard = Arc::clone(&t);
+    drop(guard);
+    broadcast(sh, || Command::Tables(Arc::clone(&t)));
+    sh.remove_requests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((i, was == nf_state::ATTACHED));
+    drop(changes);
+    let end = Instant::now() + REMOVE_WAIT;
+    while nf.state.load(Ordering::Acquire) != nf_state::FREE {
+        if Instant::now() >= end || sh.stop.load(Ordering::SeqCst) {
+            return Err(format!(
+                "NF {name:?} is out of every chain but its buffers were not all back within {} s; it is freed when they are",
+                REMOVE_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    eprintln!("netvm-core: NF {name} removed; entry {i} is free");
+    Ok(NfRemoveAnswer {
+        ok: true,
+        reclaimed: nf.reclaimed.load(Ordering::Relaxed) - reclaimed_before,
+        version: t.version,
+    })
+}
+
+/// Frees entry `i` of a removed NF once no worker uses it: its control region file goes, its
+/// identity is forgotten, a later `nf_add` may take it.
+fn free_entry(sh: &Shared, i: usize) {
+    let nf = &sh.nfs[i];
+    if let Some(id) = nf.take_ident() {
+        let _ = std::fs::remove_file(&id.ctl_path);
+    }
+    nf.state.store(nf_state::FREE, Ordering::Release);
 }
 
 /// Takes a consistent snapshot: every worker publishes the same epoch and holds still while the
@@ -560,6 +843,17 @@ pub fn snapshot(sh: &Shared) -> Option<Report> {
         }
     }
     report
+}
+
+/// The workers' counters, merged, right after a fresh snapshot (None if they do not run).
+fn snapshot_counters(sh: &Shared) -> Option<Box<Counters>> {
+    snapshot(sh)?;
+    let mut total = Box::<Counters>::default();
+    for s in &sh.snapshots {
+        let c = s.counters.lock().unwrap_or_else(|p| p.into_inner());
+        total.merge(&c);
+    }
+    Some(total)
 }
 
 /// Attempts of [`snapshot`] before it reports what it has.
@@ -596,18 +890,27 @@ fn snapshot_once(sh: &Shared) -> (Report, bool) {
         .snapshots
         .iter()
         .all(|s| s.epoch.load(Ordering::Acquire) == epoch);
-    (report_from(sh, &total, epoch, consistent, owned), clean || !consistent)
+    // Taken again when a worker did not publish in time (starved of CPU) or moved on too
+    // early — not when one has stopped for good (shutdown), which no retry changes.
+    let stopped = sh
+        .snapshots
+        .iter()
+        .any(|s| s.epoch.load(Ordering::Acquire) == u64::MAX);
+    (
+        report_from(sh, &total, epoch, consistent, owned),
+        stopped || (clean && consistent),
+    )
 }
 
 /// Descriptors waiting in an NF's RX rings (core → NF): the saturation signal. Read from the
 /// ring words with atomic loads, every value untrusted (a corrupt pair counts as 0).
-fn rx_occupancy(nf: &crate::NfRt) -> u32 {
-    let Some(rings) = nf.ctl.geometry().slot_rings(0) else {
+fn rx_occupancy(id: &NfIdent) -> u32 {
+    let Some(rings) = id.ctl.geometry().slot_rings(0) else {
         return 0;
     };
     rings
         .rx_range()
-        .map(|r| nf.ctl.ring_occupancy(r).unwrap_or(0))
+        .map(|r| id.ctl.ring_occupancy(r).unwrap_or(0))
         .fold(0u32, u32::saturating_add)
 }
 
@@ -631,34 +934,53 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
             }
         })
         .collect();
+    // Entries an NF has now; each with only its own counts (not those of the entry's
+    // earlier NFs).
     let nfs = sh
         .nfs
         .iter()
         .enumerate()
-        .map(|(i, n)| {
-            let dom = &sh.domains[usize::from(n.domain)];
-            let pid = n.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0);
-            let occ = rx_occupancy(n);
+        .filter_map(|(i, n)| n.ident().map(|id| (i, n, id)))
+        .map(|(i, n, id)| {
+            let dom = &sh.domains[usize::from(id.domain)];
+            let b = n.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let pid = id.ctl.slot(0).map(|s| s.nf_pid()).unwrap_or(0);
+            let occ = rx_occupancy(&id);
             let rejects: BTreeMap<String, u64> = netvm_shm::RejectReason::ALL
                 .iter()
-                .filter(|r| c.nf_rejects[i][**r as usize] > 0)
-                .map(|r| (r.name().to_string(), c.nf_rejects[i][*r as usize]))
+                .map(|r| {
+                    (
+                        r,
+                        c.nf_rejects[i][*r as usize].saturating_sub(b.rejects[*r as usize]),
+                    )
+                })
+                .filter(|(_, v)| *v > 0)
+                .map(|(r, v)| (r.name().to_string(), v))
                 .collect();
+            let mut verdicts = c.nf_verdicts[i];
+            for (v, base) in verdicts.iter_mut().zip(b.verdicts) {
+                *v = v.saturating_sub(base);
+            }
+            let delivered = c.nf_delivered[i].saturating_sub(b.delivered);
+            let returned = c.nf_returned[i].saturating_sub(b.returned);
             NfReport {
-                name: n.info.name.clone(),
-                service: n.info.service.clone(),
+                name: id.name.clone(),
+                service: id.service.clone(),
                 domain: dom.name.clone(),
                 state: nf_state::name(n.state.load(Ordering::Acquire)).into(),
                 pid,
-                delivered: c.nf_delivered[i],
-                returned: c.nf_returned[i],
-                held: i128::from(c.nf_delivered[i]) - i128::from(c.nf_returned[i]),
-                reclaimed: n.reclaimed.load(Ordering::Relaxed),
-                verdicts: c.nf_verdicts[i],
+                delivered,
+                returned,
+                held: i128::from(delivered) - i128::from(returned),
+                reclaimed: n
+                    .reclaimed
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(b.reclaimed),
+                verdicts,
                 rejects,
                 rx_ring_occupancy: occ,
-                quota: n.quota,
-                quota_drops: c.nf_quota_drops[i],
+                quota: n.quota(),
+                quota_drops: c.nf_quota_drops[i].saturating_sub(b.quota_drops),
                 quarantined_for: match n.quarantined_for.load(Ordering::Relaxed) {
                     fault::NONE => None,
                     f => Some(fault::name(f).to_owned()),
@@ -668,7 +990,7 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                     .iter()
                     .map(|d| d.load(Ordering::Relaxed))
                     .collect(),
-                cycles_per_packet: n.ctl.slot(0).ok().and_then(|s| {
+                cycles_per_packet: id.ctl.slot(0).ok().and_then(|s| {
                     // NF-written, hostile: only ever displayed.
                     let pkts = s.counter(netvm_shm::NfCounter::RxPkts);
                     let busy = s.counter(netvm_shm::NfCounter::BusyCycles);
@@ -747,12 +1069,14 @@ fn lock_capture(sh: &Shared) -> std::sync::MutexGuard<'_, Option<Session>> {
 fn resolve_point(sh: &Shared, at: &CapturePoint) -> Result<(TapKind, u16, String), String> {
     let inst = &sh.config.name;
     let nf = |name: &str| {
-        sh.nfs
-            .iter()
-            .position(|n| n.info.name == name)
-            .map(|i| (crate::id16(i), &sh.nfs[i]))
+        nf_index(sh, name)
+            .and_then(|i| sh.nfs[i].ident().map(|id| (crate::id16(i), id)))
             .ok_or_else(|| {
-                let names: Vec<&str> = sh.nfs.iter().map(|n| n.info.name.as_str()).collect();
+                let names: Vec<String> = sh
+                    .nfs
+                    .iter()
+                    .filter_map(|n| n.ident().map(|id| id.name.clone()))
+                    .collect();
                 format!("no NF named {name:?} (NFs: {})", names.join(", "))
             })
     };
@@ -766,31 +1090,31 @@ fn resolve_point(sh: &Shared, at: &CapturePoint) -> Result<(TapKind, u16, String
                 format!("no port named {name:?} (ports: {})", names.join(", "))
             })
     };
-    let nf_desc = |n: &crate::NfRt| {
+    let nf_desc = |n: &NfIdent| {
         format!(
             "NF {} (service {}, domain {})",
-            n.info.name,
-            n.info.service,
+            n.name,
+            n.service,
             sh.domains[usize::from(n.domain)].name
         )
     };
     Ok(match at {
         CapturePoint::NfIn(name) => {
             let (i, n) = nf(name)?;
-            let d = format!("netvm {inst}: frames delivered to {}", nf_desc(n));
+            let d = format!("netvm {inst}: frames delivered to {}", nf_desc(&n));
             (TapKind::NfIn, i, d)
         }
         CapturePoint::NfOut(name) => {
             let (i, n) = nf(name)?;
             let d = format!(
                 "netvm {inst}: frames {} passes on (verdict next, service or out), as returned",
-                nf_desc(n)
+                nf_desc(&n)
             );
             (TapKind::NfOut, i, d)
         }
         CapturePoint::NfDrop(name) => {
             let (i, n) = nf(name)?;
-            let d = format!("netvm {inst}: frames {} drops (verdict drop)", nf_desc(n));
+            let d = format!("netvm {inst}: frames {} drops (verdict drop)", nf_desc(&n));
             (TapKind::NfDrop, i, d)
         }
         CapturePoint::PortRx(name) => {

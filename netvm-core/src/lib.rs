@@ -28,8 +28,8 @@ pub mod tables;
 pub mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
@@ -131,6 +131,10 @@ pub mod nf_state {
     pub const QUARANTINED: u8 = 3;
     /// Its process died (slot re-reserved for a restart).
     pub const DEAD: u8 = 4;
+    /// A spare entry no NF has (see `NfRt`).
+    pub const FREE: u8 = 5;
+    /// Being removed (`nf_remove`): receives nothing; freed once its buffers are back.
+    pub const REMOVING: u8 = 6;
     /// Name of a state.
     pub fn name(s: u8) -> &'static str {
         match s {
@@ -139,31 +143,67 @@ pub mod nf_state {
             DETACHED => "detached",
             QUARANTINED => "quarantined",
             DEAD => "dead",
+            FREE => "free",
+            REMOVING => "removing",
             _ => "unknown",
         }
     }
 }
 
-/// Static facts about an NF instance.
-#[derive(Debug, Clone)]
-pub struct NfInfo {
+/// An NF's identity and control region: what an NF entry is while an NF has it. Fixed for
+/// as long as that NF has the entry; a new NF in a freed entry gets a new one.
+#[derive(Debug)]
+pub struct NfIdent {
     /// Instance name.
     pub name: String,
     /// Service name.
     pub service: String,
-}
-
-/// An NF as the core tracks it.
-#[derive(Debug)]
-pub struct NfRt {
-    /// Static facts.
-    pub info: NfInfo,
     /// Domain index.
     pub domain: u16,
     /// The NF's control region (its slot and rings; only this NF and the core map it).
     pub ctl: netvm_shm::Region,
     /// Its file.
     pub ctl_path: PathBuf,
+    /// Added at run time (`nf_add`), not from the config.
+    pub runtime: bool,
+}
+
+/// Counters of an entry that belong to its earlier NFs (see [`NfRt::base`]).
+#[derive(Debug, Clone, Default)]
+pub struct NfBase {
+    /// Delivered.
+    pub delivered: u64,
+    /// Returned.
+    pub returned: u64,
+    /// Quota drops.
+    pub quota_drops: u64,
+    /// Verdicts.
+    pub verdicts: [u64; stats::verdict_idx::COUNT],
+    /// Rejects by reason.
+    pub rejects: [u64; stats::REJECTS],
+    /// Buffers reclaimed.
+    pub reclaimed: u64,
+}
+
+/// An NF entry as the core tracks it. The entries are made at start — one per configured NF
+/// and `spare_nfs` free ones — and never move, so that workers size everything per NF once
+/// and refer to NFs by index. An entry is *free* ([`nf_state::FREE`], no [`NfIdent`]) until
+/// an NF takes it (at start, or `nf_add` on the control socket), and free again once that NF
+/// was removed and every buffer it held was taken back.
+///
+/// What the workers see of an entry: its index in tables ([`tables::Service::instances`]),
+/// `state`, the counters and [`NfRt::domain`], and — in `Command::AddNf`, off the hot path —
+/// its control region through [`NfRt::ident`]. The control side sets the identity and
+/// the domain before it publishes the index (tables, `AddNf`) through the workers' command
+/// queues, and clears them only after every worker stopped using the entry (a finished
+/// reclaim), so a worker never sees an entry half made.
+#[derive(Debug)]
+pub struct NfRt {
+    /// Identity and control region while an NF has the entry (control side; workers read it
+    /// only when opening the NF's rings).
+    ident: RwLock<Option<Arc<NfIdent>>>,
+    /// Domain index (copy of `ident.domain`, read on the hot path).
+    domain: AtomicU16,
     /// Worker that drains its TX ring.
     pub worker: usize,
     /// [`nf_state`].
@@ -176,8 +216,8 @@ pub struct NfRt {
     pub reclaim_done: AtomicU64,
     /// Workers that stopped feeding it for a reclaim (each adds one; see `Command::ReclaimNf`).
     pub feed_stopped: AtomicU64,
-    /// Most buffers it may hold at once.
-    pub quota: u32,
+    /// Most buffers it may hold at once (set with the identity).
+    quota: AtomicU32,
     /// Buffers delivered to it so far, per worker (each written by its worker only, once per
     /// flush; read by the other workers' quota checks and the supervisor).
     pub delivered: Box<[AtomicU64]>,
@@ -187,9 +227,76 @@ pub struct NfRt {
     pub fault: AtomicU8,
     /// Why it was last quarantined ([`fault`] codes; 0: never).
     pub quarantined_for: AtomicU8,
+    /// The workers' counters of this index are cumulative over every NF that had the entry:
+    /// what earlier NFs had, subtracted in reports (recorded when an NF takes a used entry).
+    pub base: Mutex<NfBase>,
+    /// NFs that had the entry so far.
+    pub uses: AtomicU64,
 }
 
 impl NfRt {
+    /// A free entry drained by `worker`.
+    fn free_entry(worker: usize, nworkers: usize, quota: u32) -> Self {
+        Self {
+            ident: RwLock::new(None),
+            domain: AtomicU16::new(0),
+            worker,
+            state: AtomicU8::new(nf_state::FREE),
+            rejects: AtomicU64::new(0),
+            reclaimed: AtomicU64::new(0),
+            reclaim_done: AtomicU64::new(0),
+            feed_stopped: AtomicU64::new(0),
+            quota: AtomicU32::new(quota),
+            delivered: (0..nworkers).map(|_| AtomicU64::new(0)).collect(),
+            returned: AtomicU64::new(0),
+            fault: AtomicU8::new(fault::NONE),
+            quarantined_for: AtomicU8::new(fault::NONE),
+            base: Mutex::new(NfBase::default()),
+            uses: AtomicU64::new(0),
+        }
+    }
+
+    /// The NF that has the entry now (`None`: free).
+    pub fn ident(&self) -> Option<Arc<NfIdent>> {
+        self.ident.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Gives the entry to an NF (control side; the entry must be free and unpublished).
+    pub(crate) fn set_ident(&self, id: NfIdent) {
+        // Relaxed: workers learn of the entry only through their command queues (tables,
+        // `AddNf`), whose push/pop orders this store before any worker reads it.
+        self.domain.store(id.domain, Ordering::Relaxed);
+        self.uses.fetch_add(1, Ordering::Relaxed);
+        *self.ident.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(id));
+    }
+
+    /// Takes the entry's NF away (control side, once no worker uses the entry).
+    pub(crate) fn take_ident(&self) -> Option<Arc<NfIdent>> {
+        self.ident.write().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Most buffers it may hold at once.
+    #[inline]
+    pub fn quota(&self) -> u32 {
+        self.quota.load(Ordering::Relaxed)
+    }
+
+    /// Sets the quota (control side, with the identity, before the entry is published).
+    pub(crate) fn set_quota(&self, q: u32) {
+        self.quota.store(q, Ordering::Relaxed);
+    }
+
+    /// Its domain index (hot path).
+    #[inline]
+    pub fn domain(&self) -> u16 {
+        self.domain.load(Ordering::Relaxed)
+    }
+
+    /// Its name, or `""` for a free entry.
+    pub fn name(&self) -> String {
+        self.ident().map_or_else(String::new, |i| i.name.clone())
+    }
+
     /// Buffers it holds now (delivered − returned, from the published counters).
     pub fn held(&self) -> u64 {
         let d: u64 = self
@@ -273,8 +380,13 @@ pub struct Shared {
     pub domains: Vec<Domain>,
     /// Ports.
     pub ports: Vec<PortRt>,
-    /// NFs, in config order.
+    /// NF entries: the configured NFs in config order, then `spare_nfs` entries for NFs
+    /// added at run time (see [`NfRt`]).
     pub nfs: Vec<NfRt>,
+    /// Serialises NF additions and removals (control side).
+    pub nf_changes: Mutex<()>,
+    /// NFs to remove, for the supervisor (`nf_remove`): (entry, whether it was attached).
+    pub remove_requests: Mutex<Vec<(usize, bool)>>,
     /// Tables in force (the control side's copy).
     pub tables: Mutex<Arc<Tables>>,
     /// Per-worker command queues.
@@ -313,7 +425,9 @@ impl Shared {
     /// Removes every region file this core made: the domains' and the NFs' control regions.
     pub fn remove_files(&self) {
         for n in &self.nfs {
-            let _ = std::fs::remove_file(&n.ctl_path);
+            if let Some(id) = n.ident() {
+                let _ = std::fs::remove_file(&id.ctl_path);
+            }
         }
         self.domains.iter().for_each(Domain::remove_file);
     }
@@ -513,7 +627,9 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
     let mut nfs: Vec<NfRt> = Vec::new();
     let cleanup_nfs = |nfs: &Vec<NfRt>| {
         for n in nfs {
-            let _ = std::fs::remove_file(&n.ctl_path);
+            if let Some(id) = n.ident() {
+                let _ = std::fs::remove_file(&id.ctl_path);
+            }
         }
     };
     for (i, n) in cfg.nfs.iter().enumerate() {
@@ -536,26 +652,22 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                 });
             }
         };
-        nfs.push(NfRt {
-            info: NfInfo {
-                name: n.name.clone(),
-                service: n.service.clone(),
-            },
+        let nf = NfRt::free_entry(i % nworkers, nworkers, cfg.nf_quota(n));
+        nf.set_ident(NfIdent {
+            name: n.name.clone(),
+            service: n.service.clone(),
             domain: d,
             ctl,
             ctl_path,
-            worker: i % nworkers,
-            state: AtomicU8::new(nf_state::PENDING),
-            rejects: AtomicU64::new(0),
-            reclaimed: AtomicU64::new(0),
-            reclaim_done: AtomicU64::new(0),
-            feed_stopped: AtomicU64::new(0),
-            quota: cfg.nf_quota(n),
-            delivered: (0..nworkers).map(|_| AtomicU64::new(0)).collect(),
-            returned: AtomicU64::new(0),
-            fault: AtomicU8::new(fault::NONE),
-            quarantined_for: AtomicU8::new(fault::NONE),
+            runtime: false,
         });
+        nf.state.store(nf_state::PENDING, Ordering::Relaxed);
+        nfs.push(nf);
+    }
+    // Spare entries for NFs added at run time: no control region until one is taken.
+    let spare_quota = cfg.default_nf_quota();
+    for i in cfg.nfs.len()..cfg.nfs.len() + cfg.spare_nfs as usize {
+        nfs.push(NfRt::free_entry(i % nworkers, nworkers, spare_quota));
     }
     let port_ids = |name: &str| {
         cfg.ports
@@ -576,6 +688,8 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         domains,
         ports,
         nfs,
+        nf_changes: Mutex::new(()),
+        remove_requests: Mutex::new(Vec::new()),
         tables: Mutex::new(Arc::new(tables)),
         commands: (0..nworkers).map(|_| ArrayQueue::new(1024)).collect(),
         snapshots: (0..nworkers).map(|_| SnapshotSlot::default()).collect(),
@@ -594,7 +708,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         placements: worker::Placements::new(),
         config: cfg,
     };
-    for i in 0..shared.nfs.len() {
+    for i in 0..shared.config.nfs.len() {
         if let Err(e) = control::reserve_slot(&shared, i) {
             shared.remove_files();
             return Err(e);
@@ -730,11 +844,14 @@ fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreErro
     let t0 = Instant::now();
     if !opts.wait_attach.is_zero() {
         loop {
-            let missing: Vec<String> = shared
-                .nfs
+            // The configured NFs (those added before the ports start need not be there).
+            let missing: Vec<String> = shared.nfs[..shared.config.nfs.len()]
                 .iter()
-                .filter(|n| n.state.load(Ordering::Acquire) != nf_state::ATTACHED)
-                .map(|n| n.info.name.clone())
+                .filter(|n| {
+                    let s = n.state.load(Ordering::Acquire);
+                    s != nf_state::ATTACHED && s != nf_state::FREE && s != nf_state::REMOVING
+                })
+                .map(NfRt::name)
                 .collect();
             if missing.is_empty() {
                 break;
@@ -839,7 +956,7 @@ fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreErro
     for (i, n) in shared.nfs.iter().enumerate() {
         let held = i128::from(total.nf_delivered[i]) - i128::from(total.nf_returned[i]);
         if held > 0 {
-            held_at_stop.push((n.info.name.clone(), held));
+            held_at_stop.push((n.name(), held));
         }
     }
     for d in &shared.domains {

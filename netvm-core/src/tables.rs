@@ -14,6 +14,9 @@ use crate::config::{
 };
 use crate::stats::MAX_CHAINS;
 
+/// Most services one run can number (services of removed NFs included: ids are never reused).
+pub const MAX_SERVICES: usize = 1024;
+
 /// A service and its instances (NF indices).
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -237,6 +240,49 @@ impl Tables {
             .map(|(i, r)| (r, u16::try_from(base + i).unwrap_or(u16::MAX)))
             .collect();
         self.chains.extend(new_chains);
+        self.refresh();
+        Ok(())
+    }
+
+    /// Adds NF `nf` as an instance of service `name`, a new service (with the next id) if no
+    /// NF provided it before; bumps the version. Returns the service id and whether it is new.
+    pub fn add_instance(&mut self, name: &str, nf: u16) -> Result<(u16, bool), String> {
+        let (id, new) = match self.service_id(name) {
+            Some(id) => (id, false),
+            None => {
+                if self.services.len() >= MAX_SERVICES {
+                    return Err(format!(
+                        "service ids exhausted: at most {MAX_SERVICES} services per run"
+                    ));
+                }
+                self.services.push(Service {
+                    name: name.to_owned(),
+                    instances: Vec::new(),
+                });
+                (
+                    u16::try_from(self.services.len() - 1).unwrap_or(u16::MAX),
+                    true,
+                )
+            }
+        };
+        self.services[usize::from(id)].instances.push(nf);
+        self.refresh();
+        Ok((id, new))
+    }
+
+    /// Takes NF `nf` out of every service's instances (its service keeps its id, possibly
+    /// with no instance left: chains naming it then follow their failure policy); bumps the
+    /// version.
+    pub fn remove_instance(&mut self, nf: u16) {
+        for s in &mut self.services {
+            s.instances.retain(|&x| x != nf);
+        }
+        self.refresh();
+    }
+
+    /// Recomputes what derives from services and chains, and bumps the version (workers
+    /// clear their flow caches: pinned instances are positions in the instance lists).
+    fn refresh(&mut self) {
         self.version += 1;
         self.needs_hash = self
             .chains
@@ -256,6 +302,59 @@ impl Tables {
             // flow hash, which the fast path computes when a service has several instances).
             *fast = first.and_then(|(r, c)| r.only_in_port().then_some(*c));
         }
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(n: &str) -> Option<u16> {
+        match n {
+            "in" => Some(0),
+            "out" => Some(1),
+            _ => None,
+        }
+    }
+
+    fn tables() -> Tables {
+        let cfg = Config::from_json(
+            r#"{"domains": [{"name": "d"}],
+                "ports": [{"name": "in", "device": "net_null0", "domain": "d"},
+                          {"name": "out", "device": "net_null1", "domain": "d"}],
+                "nfs": [{"name": "a", "service": "fwd", "domain": "d"}],
+                "chains": [{"name": "c", "match": {"in_port": "in"}, "services": ["fwd"],
+                            "egress": "out"}]}"#,
+        )
+        .unwrap();
+        Tables::build(&cfg, &ports).unwrap()
+    }
+
+    /// Instances come and go without moving service ids; chains may name a service once it
+    /// has an instance, and a service keeps its id (empty) when its last one leaves.
+    #[test]
+    fn instances_added_and_removed_keep_service_ids() {
+        let mut t = tables();
+        let v = t.version;
+        assert_eq!(t.add_instance("fwd", 2).unwrap(), (0, false));
+        assert_eq!(t.services[0].instances, [0, 2]);
+        assert!(t.needs_hash[0], "two instances need the flow hash");
+        assert_eq!(t.add_instance("mon", 3).unwrap(), (1, true));
+        assert!(t.version > v);
+        let chains: Vec<ChainConfig> = serde_json::from_str(
+            r#"[{"name": "m", "match": {"in_port": "in"}, "services": ["mon", "fwd"], "egress": "out"}]"#,
+        )
+        .unwrap();
+        t.set_chains(&chains, &ports).unwrap();
+        let m = t.chains.last().unwrap();
+        assert_eq!(m.services, [1, 0]);
+        t.remove_instance(3);
+        t.remove_instance(2);
+        assert_eq!(t.service_id("mon"), Some(1));
+        assert!(t.services[1].instances.is_empty());
+        assert_eq!(t.services[0].instances, [0]);
+        assert!(!t.needs_hash.iter().any(|&h| h));
+        // The freed index joins another service later.
+        assert_eq!(t.add_instance("new", 3).unwrap(), (2, true));
     }
 }

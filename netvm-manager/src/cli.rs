@@ -96,6 +96,13 @@ pub enum Command {
     ///   netvm-manager capture demo --at port:in:rx --filter proto=udp,dst_port=53 -c 100 -w - | tshark -r -
     #[command(verbatim_doc_comment)]
     Capture(CaptureArgs),
+    /// Add or remove an NF of a running instance (its `up` starts, watches and stops the
+    /// process).
+    #[command(subcommand)]
+    Nf(NfCommand),
+    /// Change the chains of a running instance.
+    #[command(subcommand)]
+    Chain(ChainCommand),
     /// Write the demo traffic (mixed UDP/TCP flows, some of which the demo rules deny) to a
     /// pcap file.
     GenPcap {
@@ -107,6 +114,68 @@ pub enum Command {
         /// Packets per flow.
         #[arg(long, default_value_t = 64)]
         packets_per_flow: u32,
+    },
+}
+
+/// `nf …`.
+#[derive(Subcommand, Debug)]
+pub enum NfCommand {
+    /// Add an NF while the instance runs: it takes a free entry (`spare_nfs` in the config),
+    /// its service (new or not) can be named by chains from then on (`chain set`); the
+    /// running `up` starts its program like a configured NF's (own user in its domain's
+    /// group, log nf-NAME.log in the run directory, working directory the config's) and
+    /// waits until it attached. Refused, with nothing changed, when the name is taken, the
+    /// domain unknown or no entry free. Example:
+    ///
+    ///   netvm-manager nf add mon2 --service mon --domain trusted --program monitor --name demo -- --interval 1
+    #[command(verbatim_doc_comment)]
+    Add {
+        /// The new NF's name.
+        nf: String,
+        /// Service it provides.
+        #[arg(long)]
+        service: String,
+        /// Its domain.
+        #[arg(long)]
+        domain: String,
+        /// Its program: a path, or a name found next to netvm-manager or on PATH.
+        #[arg(long)]
+        program: String,
+        /// CPU to pin it to.
+        #[arg(long)]
+        cpu: Option<usize>,
+        /// Which instance.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Its arguments (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Remove an NF while the instance runs: it gets no new packets, returns what it holds
+    /// (what it still holds after a grace period is taken back), its entry is freed and its
+    /// process stopped. Chains naming its service follow their failure policy when no
+    /// instance is left.
+    Remove {
+        /// The NF's name.
+        nf: String,
+        /// Which instance.
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// `chain …`.
+#[derive(Subcommand, Debug)]
+pub enum ChainCommand {
+    /// Replace the chains of a running instance with those in FILE (a JSON array of chains,
+    /// or an object with a `chains` array; the config's schema). Packets of unchanged
+    /// chains are not dropped; packets in flight finish on the chain they entered.
+    Set {
+        /// The chains file.
+        file: PathBuf,
+        /// Which instance.
+        #[command(flatten)]
+        target: TargetArgs,
     },
 }
 
@@ -300,6 +369,35 @@ pub fn run(cli: Cli) -> Result<u8, ManagerError> {
                 out: a.write,
             };
             crate::capture::capture(&target, &opts)?;
+            Ok(0)
+        }
+        Command::Nf(NfCommand::Add {
+            nf,
+            service,
+            domain,
+            program,
+            cpu,
+            target,
+            args,
+        }) => {
+            let spec = crate::runtime::NfSpec {
+                name: nf,
+                service,
+                domain,
+                program,
+                cpu,
+                args,
+            };
+            println!("{}", crate::runtime::nf_add(&target.into(), spec)?);
+            Ok(0)
+        }
+        Command::Nf(NfCommand::Remove { nf, target }) => {
+            println!("{}", crate::runtime::nf_remove(&target.into(), &nf)?);
+            Ok(0)
+        }
+        Command::Chain(ChainCommand::Set { file, target }) => {
+            let v = crate::runtime::chain_set(&target.into(), &file)?;
+            println!("chains set from {} (tables version {v})", file.display());
             Ok(0)
         }
         Command::GenPcap {

@@ -199,6 +199,15 @@ pub enum ManagerError {
         /// What the core said.
         why: String,
     },
+    /// A change to a running instance (`nf add`, `nf remove`, `chain set`) was refused or
+    /// failed; nothing of it was left behind.
+    #[error("{what}: {why}")]
+    Runtime {
+        /// The command, e.g. `nf add fw2`.
+        what: String,
+        /// What is wrong (one line).
+        why: String,
+    },
     /// A command-line value is out of range.
     #[error("invalid --{arg}: {why}")]
     BadArg {

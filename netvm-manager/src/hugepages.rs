@@ -47,13 +47,27 @@ fn domain_layout(cfg: &Config, i: usize) -> Result<RegionLayout, LayoutError> {
 pub fn control_bytes(cfg: &Config, i: usize) -> Result<u64, LayoutError> {
     let d = &cfg.domains[i];
     let nfs = cfg.nfs.iter().filter(|n| n.domain == d.name).count() as u64;
+    Ok(one_control_bytes(cfg, i)?.saturating_mul(nfs))
+}
+
+/// Bytes of one NF control region in domain `i`.
+fn one_control_bytes(cfg: &Config, i: usize) -> Result<u64, LayoutError> {
     let dom = domain_layout(cfg, i)?;
     let ctl = RegionLayout::compute(&RegionLayout::control_params(
         dom.geometry(),
         u32::try_from(cfg.workers.len()).unwrap_or(u32::MAX),
         cfg.ring_capacity,
     ))?;
-    Ok((ctl.geometry().total_size() as u64).saturating_mul(nfs))
+    Ok(ctl.geometry().total_size() as u64)
+}
+
+/// Bytes of the control regions NFs added at run time may make: `spare_nfs` of the largest.
+pub fn spare_control_bytes(cfg: &Config) -> Result<u64, LayoutError> {
+    let mut largest = 0u64;
+    for i in 0..cfg.domains.len() {
+        largest = largest.max(one_control_bytes(cfg, i)?);
+    }
+    Ok(largest.saturating_mul(u64::from(cfg.spare_nfs)))
 }
 
 /// Hugepage memory an instance needs.
@@ -86,6 +100,7 @@ pub fn estimate(cfg: &Config, regions_on_hugetlbfs: bool) -> Result<Need, Layout
             .saturating_add(region_size(cfg, i)?)
             .saturating_add(control_bytes(cfg, i)?);
     }
+    region_bytes = region_bytes.saturating_add(spare_control_bytes(cfg)?);
     let buffers: u64 = cfg.domains.iter().map(|d| u64::from(d.buffers)).sum();
     let dpdk_bytes =
         if cfg.eal.no_huge_mb.is_some() || cfg.eal.args.iter().any(|a| a == "--no-huge") {
@@ -265,9 +280,11 @@ mod tests {
     fn need_counts_regions_and_dpdk() {
         let c = cfg(8192, 1);
         let n = estimate(&c, true).unwrap();
-        // The domain region plus one 2 MiB control region for its one NF.
+        // The domain region plus one 2 MiB control region for its one NF, and one for each
+        // spare entry (default 4) that an NF added at run time may take.
         assert_eq!(control_bytes(&c, 0).unwrap(), 2 << 20);
-        assert_eq!(n.region_bytes, region_size(&c, 0).unwrap() + (2 << 20));
+        assert_eq!(spare_control_bytes(&c).unwrap(), 4 * (2 << 20));
+        assert_eq!(n.region_bytes, region_size(&c, 0).unwrap() + 5 * (2 << 20));
         assert_eq!(n.dpdk_bytes, DPDK_BASE_BYTES + 8192 * DPDK_BYTES_PER_BUFFER);
         assert_eq!(estimate(&c, false).unwrap().region_bytes, 0);
         let mut c2 = c.clone();

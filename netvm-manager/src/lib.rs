@@ -19,6 +19,8 @@
 //! * [`report`]: the core's report, rates, live displays and the final summary.
 //! * [`metrics`]: the report in the Prometheus text format; [`exporter`]: `metrics`, the small
 //!   HTTP server that serves it on `/metrics`.
+//! * [`runtime`]: `nf add`, `nf remove` (through the running `up`, which owns every NF
+//!   process) and `chain set` (straight to the core).
 //! * [`pcapgen`]: the demo's traffic.
 //!
 //! * [`vm`]: `kind: "vm"` NFs — the guest image, KVM/TCG detection, the QEMU command line
@@ -44,6 +46,7 @@ pub mod pcapgen;
 pub mod proc;
 pub mod programs;
 pub mod report;
+pub mod runtime;
 pub mod schema;
 pub mod signals;
 pub mod state;

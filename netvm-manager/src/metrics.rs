@@ -22,7 +22,15 @@ use netvm_shm::RejectReason;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The NF states the core reports (`NfReport::state`), exported as a state set.
-pub const NF_STATES: [&str; 5] = ["pending", "attached", "detached", "quarantined", "dead"];
+/// (`removing`: between `nf remove` and its entry being freed.)
+pub const NF_STATES: [&str; 6] = [
+    "pending",
+    "attached",
+    "detached",
+    "quarantined",
+    "dead",
+    "removing",
+];
 
 /// Why the core quarantines an NF (`NfReport::quarantined_for`).
 pub const QUARANTINE_REASONS: [&str; 4] =

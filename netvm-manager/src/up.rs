@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use netvm_api::config::NfKind;
-use netvm_api::protocol::{Answer, Request, StatsAnswer, StatusAnswer};
+use netvm_api::protocol::{
+    Answer, NfAddAnswer, NfRemoveAnswer, Request, StatsAnswer, StatusAnswer,
+};
 
 use crate::check::{self, Loaded, Overrides};
 use crate::control::{self, ControlError};
@@ -33,6 +35,7 @@ use crate::error::{io, ManagerError};
 use crate::hugepages::{self, Reservation};
 use crate::proc::{self, Spawned, Spec, POLL};
 use crate::report::{self, FirewallHits, Report, Summary};
+use crate::runtime::{self, MgrAnswer, MgrRequest, NfSpec};
 use crate::signals;
 use crate::state::{self, NfRecord, ProcRecord, State};
 use crate::sys;
@@ -73,6 +76,8 @@ pub const CORE_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const GRACE: Duration = Duration::from_secs(5);
 /// Timeout of one control request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Timeout of the core's `nf_remove` (it answers once the NF's buffers are all back).
+pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// chown + chmod of `path`.
 fn give_file(path: &Path, uid: u32, gid: u32, mode: u32) -> std::io::Result<()> {
@@ -156,8 +161,24 @@ fn lock_run_dir(run_dir: &Path) -> Result<std::fs::File, ManagerError> {
     Ok(f)
 }
 
+/// A process NF's files and identity, for [`Instance::nf_user`].
+struct NfFiles<'a> {
+    name: &'a str,
+    domain: &'a str,
+    /// Its entry in the core (config order, then added ones).
+    entry: usize,
+    program: &'a Path,
+    args: &'a [String],
+    region: &'a Path,
+    control: &'a Path,
+}
+
 /// A starting or running instance: everything it started, for teardown.
 struct Instance {
+    /// `nf add` / `nf remove` requests (`manager.sock`) while it runs.
+    requests: Option<runtime::Listener>,
+    /// How long an NF may take to attach.
+    attach_timeout: Duration,
     loaded: Loaded,
     guest_image: Option<vm::GuestImage>,
     /// VM NFs and when their QEMU started (for the boot-to-attach line).
@@ -250,6 +271,8 @@ pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
         hugepages: None,
     };
     let mut inst = Instance {
+        requests: None,
+        attach_timeout: opts.attach_timeout,
         guest_image,
         vm_started: Vec::new(),
         nf_exit_noted: vec![false; loaded.config.nfs.len()],
@@ -269,6 +292,13 @@ pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
             note(h);
         }
         return Err(e);
+    }
+    match runtime::Listener::bind(&run_dir) {
+        Ok(l) => inst.requests = Some(l),
+        Err(e) => note(format!(
+            "WARNING: NFs cannot be added or removed while it runs: {}",
+            crate::error::chain(&e)
+        )),
     }
     inst.run(opts);
     inst.finish(opts)
@@ -373,52 +403,18 @@ impl Instance {
             // process NF cannot open another domain's region; its control region is its user's
             // only (uid:domain-gid, 0600), so it cannot open a neighbour's. Guests get their
             // domain's region and their own control region from QEMU (root) and nothing else.
-            let control_arg = control.display().to_string();
-            let user = if n.kind == NfKind::Process
-                && sys::is_root()
-                && sys::usable_by_others(
-                    &program,
-                    &self.loaded.dir,
-                    // The region and control files are given to the NF's user just below.
-                    &args
-                        .iter()
-                        .filter(|a| Some(*a) != regions.get(&n.domain) && **a != control_arg)
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                ) {
-                let d = self
-                    .loaded
-                    .config
-                    .domains
-                    .iter()
-                    .position(|d| d.name == n.domain)
-                    .unwrap_or(0);
-                let gid = NF_ID_BASE + u32::try_from(d).unwrap_or(0);
-                let uid = NF_UID_BASE + u32::try_from(i).unwrap_or(0);
-                give_file(
-                    Path::new(&regions.get(&n.domain).cloned().unwrap_or_default()),
-                    0,
-                    gid,
-                    0o660,
-                )
-                .map_err(|source| ManagerError::Io {
-                    what: format!("giving domain {:?}'s region to gid {gid}", n.domain),
-                    source,
-                })?;
-                give_file(&control, uid, gid, 0o600).map_err(|source| ManagerError::Io {
-                    what: format!("giving NF {:?}'s control region to uid {uid}", n.name),
-                    source,
-                })?;
-                Some((uid, gid))
+            let region_path = PathBuf::from(regions.get(&n.domain).cloned().unwrap_or_default());
+            let user = if n.kind == NfKind::Process {
+                self.nf_user(&NfFiles {
+                    name: &n.name,
+                    domain: &n.domain,
+                    entry: i,
+                    program: &program,
+                    args: &args,
+                    region: &region_path,
+                    control: &control,
+                })?
             } else {
-                if n.kind == NfKind::Process && sys::is_root() {
-                    note(format!(
-                        "WARNING: NF {} runs as root: its program, working directory or argument \
-                         files are not reachable by an unprivileged user, so it cannot get its \
-                         domain's own user",
-                        n.name
-                    ));
-                }
                 None
             };
             let nf = Spawned::start(&Spec {
@@ -474,6 +470,251 @@ impl Instance {
             self.loaded.config.ports.len(),
         ));
         Ok(())
+    }
+
+    /// The user a process NF runs as, once its domain's region and its control region are
+    /// given to it: uid `NF_UID_BASE + entry`, gid `NF_ID_BASE + domain index`. `None` (it
+    /// runs as the manager's user) when the manager is not root or the NF's files are not
+    /// reachable by an unprivileged user.
+    fn nf_user(&self, f: &NfFiles<'_>) -> Result<Option<(u32, u32)>, ManagerError> {
+        // Each process NF runs as its own unprivileged user in its domain's group: the
+        // domain's region file is opened to that group only (root:domain-gid, 0660), so a
+        // process NF cannot open another domain's region; its control region is its user's
+        // only (uid:domain-gid, 0600), so it cannot open a neighbour's. Guests get their
+        // domain's region and their own control region from QEMU (root) and nothing else.
+        let region_arg = f.region.display().to_string();
+        let control_arg = f.control.display().to_string();
+        let usable = sys::is_root()
+            && sys::usable_by_others(
+                f.program,
+                &self.loaded.dir,
+                // The region and control files are given to the NF's user just below.
+                &f.args
+                    .iter()
+                    .filter(|a| **a != region_arg && **a != control_arg)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        if !usable {
+            if sys::is_root() {
+                note(format!(
+                    "WARNING: NF {} runs as root: its program, working directory or argument \
+                     files are not reachable by an unprivileged user, so it cannot get its \
+                     domain's own user",
+                    f.name
+                ));
+            }
+            return Ok(None);
+        }
+        let d = self
+            .loaded
+            .config
+            .domains
+            .iter()
+            .position(|d| d.name == f.domain)
+            .unwrap_or(0);
+        let gid = NF_ID_BASE + u32::try_from(d).unwrap_or(0);
+        let uid = NF_UID_BASE + u32::try_from(f.entry).unwrap_or(0);
+        give_file(f.region, 0, gid, 0o660).map_err(|source| ManagerError::Io {
+            what: format!("giving domain {:?}'s region to gid {gid}", f.domain),
+            source,
+        })?;
+        give_file(f.control, uid, gid, 0o600).map_err(|source| ManagerError::Io {
+            what: format!("giving NF {:?}'s control region to uid {uid}", f.name),
+            source,
+        })?;
+        Ok(Some((uid, gid)))
+    }
+
+    /// `nf add` / `nf remove` from another shell (see [`crate::runtime`]): what was done, or
+    /// why not, in one line.
+    fn runtime_request(&mut self, req: MgrRequest) -> Result<String, String> {
+        match req {
+            MgrRequest::NfAdd(spec) => self.runtime_add(&spec),
+            MgrRequest::NfRemove { name } => self.runtime_remove(&name),
+        }
+    }
+
+    /// Adds NF `spec`: the manager's own checks, the core's `nf_add`, the process; a failure
+    /// after the core's yes stops the process and removes the NF from the core again.
+    fn runtime_add(&mut self, spec: &NfSpec) -> Result<String, String> {
+        if self.state.nfs.iter().any(|n| n.name == spec.name) {
+            return Err(format!("NF name {:?} is taken", spec.name));
+        }
+        let program = crate::programs::resolve(&spec.program, &self.loaded.dir)?;
+        if let Some(c) = spec.cpu {
+            let usable = sys::usable_cpus();
+            if !usable.contains(&c) {
+                return Err(format!(
+                    "CPU {c} is not available on this machine (usable CPUs: {})",
+                    sys::cpu_list(&usable)
+                ));
+            }
+            if let Some(w) = self.loaded.config.workers.iter().position(|w| w.cpu == c) {
+                return Err(format!("CPU {c} is already used by workers[{w}]"));
+            }
+        }
+        let req = Request::NfAdd {
+            nf: spec.name.clone(),
+            service: spec.service.clone(),
+            domain: spec.domain.clone(),
+        };
+        let a: NfAddAnswer =
+            control::request(&self.state.socket, &req, REQUEST_TIMEOUT).map_err(|e| match e {
+                ControlError::Refused { error, .. } => error,
+                e => format!("control socket: {}", crate::error::chain(&e)),
+            })?;
+        self.start_runtime_nf(spec, &program, &a).inspect_err(|_| {
+            let undo = Request::NfRemove {
+                nf: spec.name.clone(),
+            };
+            if let Err(e) =
+                control::request::<NfRemoveAnswer>(&self.state.socket, &undo, REMOVE_TIMEOUT)
+            {
+                note(format!(
+                    "WARNING: removing NF {} from the core again: {}",
+                    spec.name,
+                    crate::error::chain(&e)
+                ));
+            }
+        })
+    }
+
+    /// Starts the process of NF `spec`, which the core has just added (`a`), waits until it
+    /// attached, and records it.
+    fn start_runtime_nf(
+        &mut self,
+        spec: &NfSpec,
+        program: &Path,
+        a: &NfAddAnswer,
+    ) -> Result<String, String> {
+        let chain = |e: ManagerError| crate::error::chain(&e);
+        let mut args = vec![
+            "--region".to_string(),
+            a.region.display().to_string(),
+            "--control".to_string(),
+            a.control.display().to_string(),
+            "--nf".to_string(),
+            spec.name.clone(),
+        ];
+        args.extend(spec.args.iter().cloned());
+        let user = self
+            .nf_user(&NfFiles {
+                name: &spec.name,
+                domain: &spec.domain,
+                entry: a.index as usize,
+                program,
+                args: &args,
+                region: &a.region,
+                control: &a.control,
+            })
+            .map_err(chain)?;
+        let mut nf = Spawned::start(&Spec {
+            what: format!("NF {:?}", spec.name),
+            program,
+            args: &args,
+            cwd: &self.loaded.dir,
+            log: nf_log(&self.state.run_dir, &spec.name),
+            cpu: spec.cpu,
+            user,
+        })
+        .map_err(chain)?;
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = nf.exited() {
+                return Err(format!(
+                    "NF {:?} (pid {}) exited with {} before attaching: {} (log: {})",
+                    spec.name,
+                    nf.pid(),
+                    proc::describe(st),
+                    proc::last_line(&nf.record.log, None),
+                    nf.record.log.display()
+                ));
+            }
+            if let Ok(st) = control::request::<StatusAnswer>(
+                &self.state.socket,
+                &Request::Status,
+                REQUEST_TIMEOUT,
+            ) {
+                if st
+                    .nfs
+                    .iter()
+                    .any(|n| n.name == spec.name && n.state == "attached")
+                {
+                    break;
+                }
+            }
+            if t0.elapsed() >= self.attach_timeout || signals::received().is_some() {
+                nf.stop(GRACE);
+                return Err(format!(
+                    "NF {:?} did not attach within {} s (log: {})",
+                    spec.name,
+                    self.attach_timeout.as_secs(),
+                    nf.record.log.display()
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+        let msg = format!(
+            "NF {} added: service {}{}, domain {}, entry {}, pid {}, {}, log {}",
+            spec.name,
+            spec.service,
+            if a.new_service { " (new)" } else { "" },
+            spec.domain,
+            a.index,
+            nf.pid(),
+            spec.cpu
+                .map_or("not pinned".to_string(), |c| format!("CPU {c}")),
+            nf.record.log.display()
+        );
+        note(&msg);
+        self.state.nfs.push(NfRecord {
+            name: spec.name.clone(),
+            service: spec.service.clone(),
+            domain: spec.domain.clone(),
+            cpu: spec.cpu,
+            program: program.to_path_buf(),
+            args,
+            proc: nf.record.clone(),
+        });
+        self.nf_exit_noted.insert(self.nfs.len(), false);
+        self.nfs.push(nf);
+        self.save();
+        Ok(msg)
+    }
+
+    /// Removes NF `name` in the core (drained, reclaimed, entry freed), then stops its
+    /// process and forgets it.
+    fn runtime_remove(&mut self, name: &str) -> Result<String, String> {
+        let req = Request::NfRemove {
+            nf: name.to_owned(),
+        };
+        let a: NfRemoveAnswer = control::request(&self.state.socket, &req, REMOVE_TIMEOUT)
+            .map_err(|e| match e {
+                ControlError::Refused { error, .. } => error,
+                e => format!("control socket: {}", crate::error::chain(&e)),
+            })?;
+        let mut msg = format!(
+            "NF {name} removed: {} buffer(s) taken back after its grace period",
+            a.reclaimed
+        );
+        match self.state.nfs.iter().position(|n| n.name == name) {
+            Some(j) => {
+                let mut p = self.nfs.remove(j);
+                self.nf_exit_noted.remove(j);
+                let rec = self.state.nfs.remove(j);
+                let st = p.stop(GRACE);
+                self.save();
+                msg.push_str(&format!(
+                    "; its process (pid {}) ended with {}",
+                    rec.proc.pid,
+                    st.map_or("an unknown status".into(), proc::describe)
+                ));
+            }
+            None => msg.push_str("; this manager had started no process for it"),
+        }
+        note(&msg);
+        Ok(msg)
     }
 
     /// QEMU and its arguments for VM NF `n` on `region` (see [`crate::vm`]).
@@ -728,6 +969,13 @@ impl Instance {
                     }
                 }
             }
+            if let Some(l) = self.requests.take() {
+                while let Some((req, conn)) = l.next() {
+                    let r = self.runtime_request(req);
+                    runtime::reply(conn, &MgrAnswer::from_result(r));
+                }
+                self.requests = Some(l);
+            }
             if opts.progress && last.elapsed() >= Duration::from_secs(1) {
                 last = Instant::now();
                 if let Ok(StatsAnswer { stats: cur, .. }) =
@@ -768,6 +1016,8 @@ impl Instance {
         }
         self.state.phase = "stopping".into();
         self.save();
+        // No more changes from other shells.
+        self.requests = None;
         if let Some(core) = self.core.as_mut() {
             if core.exited().is_none() {
                 let _ = control::request::<Answer>(

@@ -85,7 +85,11 @@ impl State {
             return self.least_loaded(sh, sid, inst, hash);
         }
         // Flow-hash affinity; skip to the next active instance if the chosen one is away.
+        // (A service whose last NF was removed has none.)
         let n = inst.len();
+        if n == 0 {
+            return None;
+        }
         let start = hash as usize % n;
         (0..n)
             .map(|k| inst[(start + k) % n])
@@ -107,9 +111,9 @@ impl State {
     ) {
         let nfr = &sh.nfs[usize::from(nf)];
         let mut d = &sh.domains[usize::from(dom)];
-        if nfr.domain != dom {
+        if nfr.domain() != dom {
             // Crossing a trust domain: copy into a buffer of the destination domain.
-            let dst = &sh.domains[usize::from(nfr.domain)];
+            let dst = &sh.domains[usize::from(nfr.domain())];
             // SAFETY: the destination pool is valid for the run.
             let n = unsafe { sys::netvm_rte_pktmbuf_alloc(dst.pool.as_ptr()) };
             if n.is_null() {
@@ -244,7 +248,7 @@ impl State {
         if sent < n {
             // Ring full (or corrupt): take the rest back and drop them, this NF's loss only.
             let staged = link.staged;
-            let dom = &sh.domains[usize::from(nfr.domain)];
+            let dom = &sh.domains[usize::from(nfr.domain())];
             for d in &staged[sent..n] {
                 let meta = &dom.bufs[d.buf_idx as usize];
                 meta.owner.store(OWNER_NONE, Ordering::Relaxed);
@@ -260,7 +264,7 @@ impl State {
 #[inline]
 pub(super) fn quota_budget(nfr: &crate::NfRt, staged: usize, nworkers: u32) -> u32 {
     quota_share(
-        nfr.quota,
+        nfr.quota(),
         nfr.held().saturating_add(staged as u64),
         nworkers,
     )

@@ -335,19 +335,25 @@ impl Worker {
 impl State {
     fn open_nf(&mut self, sh: &Shared, nf: u16) {
         let n = &sh.nfs[usize::from(nf)];
+        // The entry's control region (a read lock, here off the hot path: this runs on an
+        // `AddNf` command; a freed entry has none and gets no rings).
+        let Some(id) = n.ident() else {
+            return;
+        };
+        let ctl = &id.ctl;
         // Ring ids come from the core's private geometry of the NF's own control region, never
         // from the slot's ring-id words (the NF can rewrite those).
-        let Some(rings) = n.ctl.geometry().slot_rings(0) else {
+        let Some(rings) = ctl.geometry().slot_rings(0) else {
             return;
         };
         let link = &mut self.nfs[usize::from(nf)];
         if link.rx.is_none() {
             if let Some(r) = rings.rx_range().nth(self.id) {
-                link.rx = n.ctl.producer(r).ok();
+                link.rx = ctl.producer(r).ok();
             }
         }
         if link.tx.is_none() && n.worker == self.id {
-            link.tx = n.ctl.consumer(rings.tx).ok();
+            link.tx = ctl.consumer(rings.tx).ok();
         }
     }
 

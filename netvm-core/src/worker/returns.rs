@@ -81,7 +81,7 @@ impl State {
     #[inline]
     pub(super) fn take_back(&mut self, sh: &Shared, t: &Tables, nf: u16, raw: Descriptor) {
         let nfr = &sh.nfs[usize::from(nf)];
-        let dom = &sh.domains[usize::from(nfr.domain)];
+        let dom = &sh.domains[usize::from(nfr.domain())];
         let geom = dom.region.geometry();
         let checked = CheckedDesc::try_from_raw(raw, geom);
         // Ownership first: only a buffer this NF holds right now is acted on at all.
@@ -124,6 +124,17 @@ impl State {
             // the owner word.
             (*m).__bindgen_anon_2.hash.rss
         };
+        // A chain newer than this worker's tables: another worker classified the packet with
+        // tables this one has not applied yet (commands are looked at every 16th round). The
+        // control side's tables are the newest, and chain ids are never reused: take those
+        // for this packet (cold, only in the rounds right after a change).
+        let newest;
+        let t = if usize::from(owner.chain) < t.chains.len() {
+            t
+        } else {
+            newest = newest_tables(sh);
+            &*newest
+        };
         let Some(ch) = t.chains.get(usize::from(owner.chain)) else {
             self.free(m, DropReason::ChainRemoved);
             return;
@@ -139,7 +150,7 @@ impl State {
                     sh,
                     t,
                     m,
-                    nfr.domain,
+                    nfr.domain(),
                     owner.chain,
                     usize::from(owner.pos) + 1,
                     owner.in_port,
@@ -159,7 +170,7 @@ impl State {
                             sh,
                             t,
                             m,
-                            nfr.domain,
+                            nfr.domain(),
                             owner.chain,
                             from + k,
                             owner.in_port,
@@ -202,7 +213,7 @@ impl State {
     /// every worker has stopped ([`Self::reclaim_ready`]).
     pub(super) fn stop_feeding(&mut self, sh: &Shared, nf: u16, stopped: u64) {
         let nfr = &sh.nfs[usize::from(nf)];
-        let dom = &sh.domains[usize::from(nfr.domain)];
+        let dom = &sh.domains[usize::from(nfr.domain())];
         let link = &mut self.nfs[usize::from(nf)];
         link.rx = None;
         link.wake = false;
@@ -244,7 +255,7 @@ impl State {
         let nfr = &sh.nfs[usize::from(nf)];
         // First whatever it returned properly.
         self.drain_nf(sh, t, nf);
-        let dom = &sh.domains[usize::from(nfr.domain)];
+        let dom = &sh.domains[usize::from(nfr.domain())];
         let mut n = 0u64;
         for b in dom.bufs.iter() {
             if Owner::decode(b.owner.load(Ordering::Acquire)).is_some_and(|o| o.nf == nf) {
@@ -263,4 +274,11 @@ impl State {
         link.nstaged = 0;
         nfr.reclaim_done.fetch_add(1, Ordering::Release);
     }
+}
+
+/// The tables the control side has in force now (a lock: only for a packet of a chain this
+/// worker's tables do not know yet).
+#[cold]
+fn newest_tables(sh: &Shared) -> std::sync::Arc<Tables> {
+    sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
