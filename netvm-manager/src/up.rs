@@ -285,6 +285,9 @@ pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
     };
     // Held until `up` returns: a second `up` on this run directory fails at once.
     let _lock = lock;
+    // Bound before the core starts, so that `nf add` works as soon as `status` says the
+    // instance runs (requests wait in the backlog until the main loop takes them).
+    let requests = runtime::Listener::bind(&run_dir);
     if let Err(e) = inst.start(opts, &core_bin) {
         note("start failed; stopping what was started");
         let ended = inst.teardown();
@@ -293,7 +296,7 @@ pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
         }
         return Err(e);
     }
-    match runtime::Listener::bind(&run_dir) {
+    match requests {
         Ok(l) => inst.requests = Some(l),
         Err(e) => note(format!(
             "WARNING: NFs cannot be added or removed while it runs: {}",
