@@ -13,7 +13,9 @@ use netvm_shm::RejectReason;
 
 use crate::config::{MAX_NFS, MAX_PORTS};
 
-pub use netvm_api::report::{verdict_idx, DropReason, NfReport, PortReport, Report};
+pub use netvm_api::report::{
+    verdict_idx, DropReason, NfReport, NshDrop, PathReport, PortReport, Report,
+};
 
 /// Most chains (including retired versions) one run can number.
 pub const MAX_CHAINS: usize = 256;
@@ -58,6 +60,14 @@ pub struct Counters {
     pub handed_off: u64,
     /// Frames this worker took over from another worker.
     pub taken_over: u64,
+    /// Per chain id: frames sent to a peer with NSH.
+    pub path_encap: [u64; MAX_CHAINS],
+    /// Per chain id: NSH arrivals accepted and resumed.
+    pub path_decap: [u64; MAX_CHAINS],
+    /// Per chain id: NSH drops attributed to the chain's path, by [`NshDrop`].
+    pub path_drops: [[u64; NshDrop::COUNT]; MAX_CHAINS],
+    /// Every NSH drop by reason (attributed to a path or not).
+    pub nsh_drops: [u64; NshDrop::COUNT],
 }
 
 impl Default for Counters {
@@ -80,6 +90,10 @@ impl Default for Counters {
             ring_corrupt: 0,
             handed_off: 0,
             taken_over: 0,
+            path_encap: [0; MAX_CHAINS],
+            path_decap: [0; MAX_CHAINS],
+            path_drops: [[0; NshDrop::COUNT]; MAX_CHAINS],
+            nsh_drops: [0; NshDrop::COUNT],
         }
     }
 }
@@ -114,6 +128,12 @@ impl Counters {
         self.ring_corrupt += o.ring_corrupt;
         self.handed_off += o.handed_off;
         self.taken_over += o.taken_over;
+        add_arr(&mut self.path_encap, &o.path_encap);
+        add_arr(&mut self.path_decap, &o.path_decap);
+        for (a, b) in self.path_drops.iter_mut().zip(&o.path_drops) {
+            add_arr(a, b);
+        }
+        add_arr(&mut self.nsh_drops, &o.nsh_drops);
     }
 
     /// Total received.

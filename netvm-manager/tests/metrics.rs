@@ -225,6 +225,14 @@ fn full_report() -> Report {
         ring_corrupt: 1,
         held_at_shutdown: [("fw1".to_string(), 10)].into(),
         pools_full: Some(true),
+        paths: vec![netvm_api::report::PathReport {
+            path_id: 42,
+            chain: "inbound".into(),
+            encapsulated: 700,
+            decapsulated: 3,
+            drops: [("ttl_expired".to_string(), 2)].into(),
+        }],
+        nsh_drops: [("ttl_expired".to_string(), 2), ("bad_version".into(), 1)].into(),
     }
 }
 

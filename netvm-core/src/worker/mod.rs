@@ -9,8 +9,9 @@
 //! The worker's state and loop live here; its seams are modules: [`rx`] (ports, parsing a
 //! private header copy, rules), [`flow`] (the exact-match flow cache), [`deliver`] (chains, instance choice, the
 //! domain-crossing copy, quotas, staged enqueue), [`returns`] (everything NFs hand back, its
-//! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching) and
-//! [`tap`] (the capture hooks: one branch each while no capture runs).
+//! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching),
+//! [`tap`] (the capture hooks: one branch each while no capture runs) and [`nsh`] (service
+//! paths that continue on a peer instance).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use flow::FlowCache;
 mod deliver;
 mod flow;
 pub(crate) mod handoff;
+mod nsh;
 mod returns;
 mod rx;
 mod tap;
