@@ -372,7 +372,10 @@ mod tests {
         assert_eq!(DropReason::from_name("nosuch"), None);
         for (i, r) in NshDrop::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
-            assert_eq!(NshDrop::ALL.iter().filter(|o| o.name() == r.name()).count(), 1);
+            assert_eq!(
+                NshDrop::ALL.iter().filter(|o| o.name() == r.name()).count(),
+                1
+            );
         }
     }
 }

@@ -473,7 +473,11 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                 let (rxq, txq) = (port.rx_queues(), port.tx_queues());
                 let steer = rxq > 1 && port.rss() == 0 && nworkers > 1;
                 let mut nsh_macs = [0xffu8; 12];
-                if let Some(peer) = p.peer_mac.as_deref().and_then(|m| config::parse_mac(m).ok()) {
+                if let Some(peer) = p
+                    .peer_mac
+                    .as_deref()
+                    .and_then(|m| config::parse_mac(m).ok())
+                {
                     nsh_macs[..6].copy_from_slice(&peer);
                 }
                 nsh_macs[6..].copy_from_slice(&port.mac().unwrap_or_default());

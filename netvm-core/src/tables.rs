@@ -218,7 +218,10 @@ impl Tables {
                             )
                         })?;
                         if c.path_id.is_none() {
-                            return Err(cerr(p("path_id"), "a chain with a hop on a peer instance needs a path_id"));
+                            return Err(cerr(
+                                p("path_id"),
+                                "a chain with a hop on a peer instance needs a path_id",
+                            ));
                         }
                         services.push(REMOTE_HOP);
                         remote.push(Some(port));
@@ -239,8 +242,7 @@ impl Tables {
             let egress = match c.egress.as_deref() {
                 None | Some("drop") => None,
                 Some(e) => Some(
-                    port_ids(e)
-                        .ok_or_else(|| cerr(p("egress"), format!("no port named {e:?}")))?,
+                    port_ids(e).ok_or_else(|| cerr(p("egress"), format!("no port named {e:?}")))?,
                 ),
             };
             let mut allowed = egress.map_or(0u64, |e| 1u64 << e);

@@ -573,7 +573,10 @@ pub fn render(instance: &str, r: &Report) -> String {
                 ("instance", instance.to_string()),
                 ("reason", reason.to_string()),
             ];
-            f.sample(&as_labels(&l), r.nsh_drops.get(reason).copied().unwrap_or(0));
+            f.sample(
+                &as_labels(&l),
+                r.nsh_drops.get(reason).copied().unwrap_or(0),
+            );
         }
     }
     o

@@ -57,8 +57,8 @@ pub mod lpm;
 pub mod lpm6;
 pub mod mac;
 pub mod meta;
-pub mod pcap;
 pub mod nsh;
+pub mod pcap;
 pub mod pcapng;
 
 pub use acl::{
@@ -84,8 +84,11 @@ pub use lpm::{
 };
 pub use lpm6::{Lpm6, Lpm6Config};
 pub use mac::{MacAddr, MacParseError};
-pub use nsh::{eth_nsh_header, is_eth_nsh, parse_eth_nsh, EthNsh, NshError, NshHeader, ETHERTYPE_NSH, ETH_NSH_LEN};
 pub use meta::{Ipv4Meta, Ipv4Prefix, Ipv6Meta, L4Meta, PacketMeta, PrefixError, Rule};
+pub use nsh::{
+    eth_nsh_header, is_eth_nsh, parse_eth_nsh, EthNsh, NshError, NshHeader, ETHERTYPE_NSH,
+    ETH_NSH_LEN,
+};
 pub use pcap::{
     ByteOrder, PcapError, PcapHeader, PcapPacket, PcapReader, PcapRecord, PcapWriter,
     PcapWriterOptions, Precision, LINKTYPE_ETHERNET,

@@ -321,10 +321,7 @@ mod tests {
         assert_eq!(with(15, 0xff), Err(NshError::BadLength(63)));
         assert_eq!(parse_eth_nsh(&good[..20], 20), Err(NshError::Truncated));
         // No inner Ethernet header after the NSH.
-        assert_eq!(
-            parse_eth_nsh(&good[..30], 30),
-            Err(NshError::Truncated)
-        );
+        assert_eq!(parse_eth_nsh(&good[..30], 30), Err(NshError::Truncated));
         for ttl in [0u8, 1] {
             let f = frame(7, 255, ttl, &inner);
             let p = parse_eth_nsh(&f, f.len()).unwrap();

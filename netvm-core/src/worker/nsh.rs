@@ -129,7 +129,15 @@ impl State {
 
     /// Sends `m` to the peer that runs hop `pos` of `chain`, through `port`: NSH written into
     /// the headroom, then TX.
-    pub(super) fn nsh_out(&mut self, sh: &Shared, t: &Tables, m: *mut rte_mbuf, chain: u16, pos: usize, port: u16) {
+    pub(super) fn nsh_out(
+        &mut self,
+        sh: &Shared,
+        t: &Tables,
+        m: *mut rte_mbuf,
+        chain: u16,
+        pos: usize,
+        port: u16,
+    ) {
         let Some(spi) = t.chains.get(usize::from(chain)).and_then(|c| c.path_id) else {
             self.nsh_drop(m, None, NshDrop::UnknownPath);
             return;
@@ -201,7 +209,10 @@ fn is_nsh(m: *mut rte_mbuf) -> bool {
         if (*m).data_len < 14 {
             return false;
         }
-        let p = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off) + 12);
+        let p = (*m)
+            .buf_addr
+            .cast::<u8>()
+            .add(usize::from((*m).data_off) + 12);
         u16::from_be_bytes([p.read(), p.add(1).read()]) == ETHERTYPE_NSH
     }
 }
