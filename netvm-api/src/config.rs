@@ -268,6 +268,11 @@ pub struct PortConfig {
     /// Unset: queue `q` of port `p` goes to worker `(p + q) % workers`.
     #[serde(default)]
     pub rx_queue_workers: Option<Vec<usize>>,
+    /// For a port that links this instance to a peer instance (a chain hop names it in
+    /// `at`): the MAC address of the peer's port, the outer destination of the NSH frames
+    /// sent here (`02:00:00:00:00:02`). Unset: broadcast (fine on a point-to-point link).
+    #[serde(default)]
+    pub peer_mac: Option<String>,
 }
 
 /// Where an NF runs.
@@ -401,11 +406,23 @@ pub struct ChainConfig {
     /// What enters the chain.
     #[serde(default, rename = "match")]
     pub matches: MatchConfig,
-    /// Services in order (may be empty: port to port).
+    /// Service path identifier (NSH SPI, 1 ..= 16777215): needed when a hop runs on a peer
+    /// instance; the same number in every instance's declaration of the chain, unique among
+    /// this instance's chains.
     #[serde(default)]
-    pub services: Vec<String>,
-    /// Port name the packet leaves by after the last service, or `drop`.
-    pub egress: String,
+    #[schemars(range(min = 1, max = 16777215))]
+    pub path_id: Option<u32>,
+    /// Services in order (may be empty: port to port). A hop is a service name (an NF of this
+    /// instance provides it) or `{"service": S, "at": PORT}`: a service a peer instance runs,
+    /// reached through PORT with NSH (SPI = `path_id`, SI = 255 − the hop's position). Every
+    /// instance on the path declares the whole chain, its own hops by name and the others'
+    /// with `at`.
+    #[serde(default)]
+    pub services: Vec<Hop>,
+    /// Port name the packet leaves by after the last service, or `drop`. Left out when the
+    /// last service runs on a peer (the packet leaves this instance before).
+    #[serde(default)]
+    pub egress: Option<String>,
     /// Further ports an NF of this chain may send to with OUT(port).
     #[serde(default)]
     pub allow_ports: Vec<String>,
@@ -418,6 +435,88 @@ pub struct ChainConfig {
     /// the service). With several instances, packets first fail over to another one.
     #[serde(default)]
     pub failure: Failure,
+}
+
+/// One hop of a chain: a local service, or one a peer instance runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Hop {
+    /// A service an NF of this instance provides.
+    Local(String),
+    /// A service of a peer instance.
+    Remote(RemoteHop),
+}
+
+/// A hop run by a peer instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteHop {
+    /// The service (as the peer's NFs name it).
+    pub service: String,
+    /// The port of this instance that leads to the peer.
+    pub at: String,
+}
+
+impl Hop {
+    /// The service name.
+    #[must_use]
+    pub fn service(&self) -> &str {
+        match self {
+            Self::Local(s) => s,
+            Self::Remote(r) => &r.service,
+        }
+    }
+
+    /// The port leading to the peer that runs it, for a remote hop.
+    #[must_use]
+    pub fn at(&self) -> Option<&str> {
+        match self {
+            Self::Local(_) => None,
+            Self::Remote(r) => Some(&r.at),
+        }
+    }
+}
+
+impl From<&str> for Hop {
+    fn from(s: &str) -> Self {
+        Self::Local(s.to_owned())
+    }
+}
+
+impl ChainConfig {
+    /// Whether the first hop runs here: only then does this instance classify packets into
+    /// the chain (the others resume it from NSH).
+    #[must_use]
+    pub fn classifies_here(&self) -> bool {
+        self.services.first().is_none_or(|h| h.at().is_none())
+    }
+
+    /// Whether the last hop runs on a peer (the chain has no egress here).
+    #[must_use]
+    pub fn ends_remote(&self) -> bool {
+        self.services.last().is_some_and(|h| h.at().is_some())
+    }
+}
+
+/// The largest NSH service path identifier (24 bits).
+pub const MAX_PATH_ID: u32 = 0x00ff_ffff;
+
+/// Parses a MAC address `02:00:00:00:00:01`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("{s:?} is not a MAC address like 02:00:00:00:00:01");
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        let p = parts.next().ok_or_else(bad)?;
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(out)
 }
 
 /// A chain's policy for a service with no attached instance.
@@ -633,6 +732,9 @@ impl Config {
                     format!("no domain named {:?}", p.domain),
                 ));
             }
+            if let Some(m) = &p.peer_mac {
+                parse_mac(m).map_err(|r| err(format!("ports[{i}].peer_mac"), r))?;
+            }
         }
         if self.nfs.len() > MAX_NFS {
             return Err(err("nfs", format!("at most {MAX_NFS} NFs")));
@@ -738,6 +840,7 @@ impl Config {
             }
         }
         let mut chains = HashSet::new();
+        let mut path_ids: HashMap<u32, usize> = HashMap::new();
         for (i, c) in self.chains.iter().enumerate() {
             if !valid_name(&c.name) {
                 return Err(err(
@@ -757,18 +860,79 @@ impl Config {
                     format!("at most {MAX_CHAIN_LEN} services"),
                 ));
             }
-            for (j, s) in c.services.iter().enumerate() {
-                if !services.contains(s.as_str()) {
+            for (j, h) in c.services.iter().enumerate() {
+                match h {
+                    Hop::Local(s) => {
+                        if !services.contains(s.as_str()) {
+                            return Err(err(
+                                format!("chains[{i}].services[{j}]"),
+                                format!("no NF provides service {s:?}"),
+                            ));
+                        }
+                    }
+                    Hop::Remote(r) => {
+                        if !valid_name(&r.service) {
+                            return Err(err(
+                                format!("chains[{i}].services[{j}].service"),
+                                "must be 1-32 characters of letters, digits, '-', '_'",
+                            ));
+                        }
+                        if !ports.contains(r.at.as_str()) {
+                            return Err(err(
+                                format!("chains[{i}].services[{j}].at"),
+                                format!("no port named {:?}", r.at),
+                            ));
+                        }
+                        if c.path_id.is_none() {
+                            return Err(err(
+                                format!("chains[{i}].path_id"),
+                                "a chain with a hop on a peer instance needs a path_id (its NSH service path identifier)",
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(id) = c.path_id {
+                if !(1..=MAX_PATH_ID).contains(&id) {
                     return Err(err(
-                        format!("chains[{i}].services[{j}]"),
-                        format!("no NF provides service {s:?}"),
+                        format!("chains[{i}].path_id"),
+                        format!("must be 1 to {MAX_PATH_ID} (24 bits)"),
+                    ));
+                }
+                if let Some(other) = path_ids.insert(id, i) {
+                    return Err(err(
+                        format!("chains[{i}].path_id"),
+                        format!("path {id} is already chains[{other}]'s"),
                     ));
                 }
             }
-            if c.egress != "drop" && !ports.contains(c.egress.as_str()) {
+            match (&c.egress, c.ends_remote()) {
+                (Some(e), false) => {
+                    if e != "drop" && !ports.contains(e.as_str()) {
+                        return Err(err(
+                            format!("chains[{i}].egress"),
+                            format!("no port named {e:?} (or \"drop\")"),
+                        ));
+                    }
+                }
+                (None, false) => {
+                    return Err(err(
+                        format!("chains[{i}].egress"),
+                        "missing: a port name or \"drop\"",
+                    ));
+                }
+                (Some(_), true) => {
+                    return Err(err(
+                        format!("chains[{i}].egress"),
+                        "the last service runs on a peer instance, so packets leave by its `at` port: leave egress out (the peer's declaration has it)",
+                    ));
+                }
+                (None, true) => {}
+            }
+            if !c.classifies_here() && !match_is_empty(&c.matches) {
                 return Err(err(
-                    format!("chains[{i}].egress"),
-                    format!("no port named {:?} (or \"drop\")", c.egress),
+                    format!("chains[{i}].match"),
+                    "the first service runs on a peer instance, which classifies: this instance only resumes the chain from NSH, so leave match out",
                 ));
             }
             for (j, p) in c.allow_ports.iter().enumerate() {
@@ -829,6 +993,19 @@ pub fn port_workers(cfg: &Config, port: usize) -> Vec<usize> {
     w.sort_unstable();
     w.dedup();
     w
+}
+
+/// Whether a match names nothing (matches every packet).
+fn match_is_empty(m: &MatchConfig) -> bool {
+    m.in_port.is_none()
+        && m.ethertype.is_none()
+        && m.vlan.is_none()
+        && m.inner_vlan.is_none()
+        && m.src.is_none()
+        && m.dst.is_none()
+        && m.proto.is_none()
+        && m.src_port.is_none()
+        && m.dst_port.is_none()
 }
 
 /// Whether `s` is a valid name of an NF, service, domain, port or chain: 1-32 characters of

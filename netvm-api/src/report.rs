@@ -45,11 +45,14 @@ pub enum DropReason {
     NfRingCorrupt,
     /// Crossing into a domain whose buffers are smaller than the frame (never truncated).
     FrameTooBig,
+    /// NSH: a frame from a peer with an invalid or unknown service path header, or one that
+    /// could not be encapsulated for a peer (reasons in [`Report::nsh_drops`]).
+    Nsh,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     /// All reasons in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::NoChain,
@@ -66,6 +69,7 @@ impl DropReason {
         Self::NfQuota,
         Self::NfRingCorrupt,
         Self::FrameTooBig,
+        Self::Nsh,
     ];
 
     /// Stable name, the key in [`Report::drops`].
@@ -85,6 +89,7 @@ impl DropReason {
             Self::NfQuota => "nf_quota",
             Self::NfRingCorrupt => "nf_ring_corrupt",
             Self::FrameTooBig => "frame_too_big",
+            Self::Nsh => "nsh",
         }
     }
 
@@ -92,6 +97,87 @@ impl DropReason {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
+}
+
+/// Why an NSH frame was dropped (each also counts as [`DropReason::Nsh`]); the index of its
+/// counter and its name in [`Report::nsh_drops`] and [`PathReport::drops`].
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NshDrop {
+    /// Too short for the NSH it states and an inner Ethernet header.
+    Truncated = 0,
+    /// NSH version not 0.
+    BadVersion,
+    /// OAM packet (O bit), not processed.
+    Oam,
+    /// MD type not 1 or 2.
+    BadMdType,
+    /// Length field inconsistent with the MD type, its TLVs or the frame.
+    BadLength,
+    /// Next protocol not Ethernet.
+    BadNextProtocol,
+    /// TTL 0 or 1 on arrival (nothing left after this hop's decrement).
+    TtlExpired,
+    /// No chain here has this service path identifier.
+    UnknownPath,
+    /// Service index beyond the chain's last hop (or before its first).
+    BadSi,
+    /// The service index names a hop another instance runs.
+    SiNotLocal,
+    /// Leaving: the frame's headroom is too small for the outer Ethernet and NSH headers.
+    NoHeadroom,
+}
+
+impl NshDrop {
+    /// Number of reasons.
+    pub const COUNT: usize = 11;
+    /// All reasons in index order.
+    pub const ALL: [NshDrop; Self::COUNT] = [
+        Self::Truncated,
+        Self::BadVersion,
+        Self::Oam,
+        Self::BadMdType,
+        Self::BadLength,
+        Self::BadNextProtocol,
+        Self::TtlExpired,
+        Self::UnknownPath,
+        Self::BadSi,
+        Self::SiNotLocal,
+        Self::NoHeadroom,
+    ];
+
+    /// Stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Truncated => "truncated",
+            Self::BadVersion => "bad_version",
+            Self::Oam => "oam",
+            Self::BadMdType => "bad_md_type",
+            Self::BadLength => "bad_length",
+            Self::BadNextProtocol => "bad_next_protocol",
+            Self::TtlExpired => "ttl_expired",
+            Self::UnknownPath => "unknown_path",
+            Self::BadSi => "bad_si",
+            Self::SiNotLocal => "si_not_local",
+            Self::NoHeadroom => "no_headroom",
+        }
+    }
+}
+
+/// Per service path figures (chains with a `path_id`), in a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PathReport {
+    /// The NSH service path identifier.
+    pub path_id: u32,
+    /// The chain's name.
+    pub chain: String,
+    /// Frames sent to a peer with NSH (this instance's hops done, the next one remote).
+    pub encapsulated: u64,
+    /// Frames that arrived with this path's NSH, were accepted and resumed the chain here.
+    pub decapsulated: u64,
+    /// NSH drops attributed to this path, by [`NshDrop::name`] (only nonzero ones).
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// Indices of [`NfReport::verdicts`] (and of the core's verdict counters).
@@ -243,6 +329,11 @@ pub struct Report {
     pub pools_full: Option<bool>,
     /// Per worker, in config order (not part of the accounting identity).
     pub workers: Vec<WorkerReport>,
+    /// Per service path (chains with a `path_id`).
+    pub paths: Vec<PathReport>,
+    /// Every NSH drop by reason ([`NshDrop::name`]; only nonzero ones), those no path can be
+    /// named for (bad header, unknown path) included. Their sum is `drops["nsh"]`.
+    pub nsh_drops: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]
@@ -311,5 +402,12 @@ mod tests {
             assert_eq!(DropReason::from_name(r.name()), Some(*r));
         }
         assert_eq!(DropReason::from_name("nosuch"), None);
+        for (i, r) in NshDrop::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert_eq!(
+                NshDrop::ALL.iter().filter(|o| o.name() == r.name()).count(),
+                1
+            );
+        }
     }
 }

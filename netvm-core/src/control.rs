@@ -42,7 +42,9 @@ use netvm_shm::SlotState;
 use serde_json::{json, Value};
 
 use crate::capture::{CaptureRing, Session, SessionShared, Tap, TapKind};
-use crate::stats::{Counters, DropReason, NfReport, PortReport, Report, WorkerReport};
+use crate::stats::{
+    Counters, DropReason, NfReport, NshDrop, PathReport, PortReport, Report, WorkerReport,
+};
 use crate::worker::Command;
 use crate::{fault, id32, nf_state, CoreError, NfBase, NfIdent, NfRt, Shared};
 
@@ -1011,6 +1013,12 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
         .filter(|(i, _)| c.chain_pkts[*i] > 0)
         .map(|(i, ch)| (ch.name.clone(), c.chain_pkts[i]))
         .collect();
+    let paths = path_reports(&tables, c);
+    let nsh_drops = NshDrop::ALL
+        .iter()
+        .filter(|r| c.nsh_drops[**r as usize] > 0)
+        .map(|r| (r.name().to_string(), c.nsh_drops[*r as usize]))
+        .collect();
     let (rx, tx, dr, inf) = (c.received(), c.transmitted(), c.dropped(), c.in_flight());
     let in_handoff = i128::from(c.handed_off) - i128::from(c.taken_over);
     let owned_ok = epoch == u64::MAX || i128::from(owned) + in_handoff == inf;
@@ -1055,7 +1063,36 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                 }
             })
             .collect(),
+        paths,
+        nsh_drops,
     }
+}
+
+/// Per service path: every active chain with a path id, and retired ones that counted
+/// something.
+fn path_reports(tables: &crate::tables::Tables, c: &Counters) -> Vec<PathReport> {
+    tables
+        .chains
+        .iter()
+        .enumerate()
+        .filter_map(|(i, ch)| {
+            let id = ch.path_id?;
+            let (enc, dec) = (c.path_encap.get(i)?, c.path_decap.get(i)?);
+            let drops: BTreeMap<String, u64> = NshDrop::ALL
+                .iter()
+                .filter(|r| c.path_drops[i][**r as usize] > 0)
+                .map(|r| (r.name().to_string(), c.path_drops[i][*r as usize]))
+                .collect();
+            let counted = *enc > 0 || *dec > 0 || !drops.is_empty();
+            (!ch.retired || counted).then(|| PathReport {
+                path_id: id,
+                chain: ch.name.clone(),
+                encapsulated: *enc,
+                decapsulated: *dec,
+                drops,
+            })
+        })
+        .collect()
 }
 
 /// How long `capture_stop` waits for every worker to let go of its tap.

@@ -353,6 +353,9 @@ pub struct PortRt {
     /// Several RX queues and no RSS in the device: the core's flow hash steers frames to
     /// workers (see `worker::handoff`).
     pub steer: bool,
+    /// Outer Ethernet destination and source of NSH frames sent here (`peer_mac` or
+    /// broadcast; the port's MAC).
+    pub nsh_macs: [u8; 12],
 }
 
 impl PortRt {
@@ -605,6 +608,15 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             Ok(port) => {
                 let (rxq, txq) = (port.rx_queues(), port.tx_queues());
                 let steer = rxq > 1 && port.rss() == 0 && nworkers > 1;
+                let mut nsh_macs = [0xffu8; 12];
+                if let Some(peer) = p
+                    .peer_mac
+                    .as_deref()
+                    .and_then(|m| config::parse_mac(m).ok())
+                {
+                    nsh_macs[..6].copy_from_slice(&peer);
+                }
+                nsh_macs[6..].copy_from_slice(&port.mac().unwrap_or_default());
                 ports.push(PortRt {
                     name: p.name.clone(),
                     domain: d,
@@ -613,6 +625,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                     rx_queues: rxq,
                     tx_queues: txq,
                     steer,
+                    nsh_macs,
                 });
             }
             Err(e) => {

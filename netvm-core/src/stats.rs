@@ -13,7 +13,9 @@ use netvm_shm::RejectReason;
 
 use crate::config::{MAX_NFS, MAX_PORTS};
 
-pub use netvm_api::report::{verdict_idx, DropReason, NfReport, PortReport, Report, WorkerReport};
+pub use netvm_api::report::{
+    verdict_idx, DropReason, NfReport, NshDrop, PathReport, PortReport, Report, WorkerReport,
+};
 
 /// Most chains (including retired versions) one run can number.
 pub const MAX_CHAINS: usize = 256;
@@ -60,6 +62,14 @@ pub struct Counters {
     pub taken_over: u64,
     /// TSC cycles of rounds that moved anything (received, took back from an NF, took over).
     pub busy_cycles: u64,
+    /// Per chain id: frames sent to a peer with NSH.
+    pub path_encap: [u64; MAX_CHAINS],
+    /// Per chain id: NSH arrivals accepted and resumed.
+    pub path_decap: [u64; MAX_CHAINS],
+    /// Per chain id: NSH drops attributed to the chain's path, by [`NshDrop`].
+    pub path_drops: [[u64; NshDrop::COUNT]; MAX_CHAINS],
+    /// Every NSH drop by reason (attributed to a path or not).
+    pub nsh_drops: [u64; NshDrop::COUNT],
 }
 
 impl Default for Counters {
@@ -83,6 +93,10 @@ impl Default for Counters {
             handed_off: 0,
             taken_over: 0,
             busy_cycles: 0,
+            path_encap: [0; MAX_CHAINS],
+            path_decap: [0; MAX_CHAINS],
+            path_drops: [[0; NshDrop::COUNT]; MAX_CHAINS],
+            nsh_drops: [0; NshDrop::COUNT],
         }
     }
 }
@@ -118,6 +132,12 @@ impl Counters {
         self.handed_off += o.handed_off;
         self.taken_over += o.taken_over;
         self.busy_cycles += o.busy_cycles;
+        add_arr(&mut self.path_encap, &o.path_encap);
+        add_arr(&mut self.path_decap, &o.path_decap);
+        for (a, b) in self.path_drops.iter_mut().zip(&o.path_drops) {
+            add_arr(a, b);
+        }
+        add_arr(&mut self.nsh_drops, &o.nsh_drops);
     }
 
     /// Total received.

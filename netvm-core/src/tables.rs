@@ -31,8 +31,12 @@ pub struct Service {
 pub struct Chain {
     /// Name.
     pub name: String,
-    /// Service ids in order.
+    /// Service ids in order ([`REMOTE_HOP`] for a hop a peer instance runs).
     pub services: Vec<u16>,
+    /// Per position: the port leading to the peer that runs this hop, or None (local).
+    pub remote: Vec<Option<u16>>,
+    /// NSH service path identifier, if the chain has one.
+    pub path_id: Option<u32>,
     /// Egress port id, or None for drop.
     pub egress: Option<u16>,
     /// Ports an NF of this chain may name in OUT(port): bit i = port i.
@@ -57,6 +61,10 @@ pub enum FailurePolicy {
     Bypass,
 }
 
+/// The service id a chain holds for a hop run by a peer instance (no local service has it:
+/// at most 254 NFs).
+pub const REMOTE_HOP: u16 = u16::MAX;
+
 /// Tables shared (read-only) by all workers.
 #[derive(Debug, Clone)]
 pub struct Tables {
@@ -73,6 +81,12 @@ pub struct Tables {
     pub port_fast: Vec<Option<u16>>,
     /// Per chain id: whether any of its services has several instances (flow hash needed).
     pub needs_hash: Vec<bool>,
+    /// Active chains with a path id, sorted by it: (path id, chain id). NSH arrivals resume
+    /// the chain found here.
+    pub paths: Vec<(u32, u16)>,
+    /// Ports some active chain's remote hop names (bit i = port i): frames with ethertype NSH
+    /// arriving there are NSH arrivals, not classified.
+    pub nsh_ports: u64,
 }
 
 /// Compiles a chain `match` (or a capture filter) into a classifier [`Rule`]; `path` names a
@@ -154,9 +168,20 @@ impl Tables {
             version: 1,
             port_fast: vec![None; cfg.ports.len()],
             needs_hash: Vec::new(),
+            paths: Vec::new(),
+            nsh_ports: 0,
         };
         t.set_chains(&cfg.chains, port_ids)?;
         Ok(t)
+    }
+
+    /// The chain an NSH arrival with path id `spi` resumes.
+    #[inline]
+    pub fn path_chain(&self, spi: u32) -> Option<u16> {
+        self.paths
+            .binary_search_by_key(&spi, |&(p, _)| p)
+            .ok()
+            .map(|i| self.paths[i].1)
     }
 
     /// Service id by name.
@@ -185,23 +210,44 @@ impl Tables {
                 ));
             }
             let mut services = Vec::new();
-            for (j, s) in c.services.iter().enumerate() {
-                let id = self.service_id(s).ok_or_else(|| {
-                    cerr(
-                        format!("chains[{i}].services[{j}]"),
-                        format!("no NF provides service {s:?}"),
-                    )
-                })?;
-                services.push(id);
+            let mut remote = Vec::new();
+            for (j, h) in c.services.iter().enumerate() {
+                match h.at() {
+                    Some(at) => {
+                        let port = port_ids(at).ok_or_else(|| {
+                            cerr(
+                                format!("chains[{i}].services[{j}].at"),
+                                format!("no port named {at:?}"),
+                            )
+                        })?;
+                        if c.path_id.is_none() {
+                            return Err(cerr(
+                                p("path_id"),
+                                "a chain with a hop on a peer instance needs a path_id",
+                            ));
+                        }
+                        services.push(REMOTE_HOP);
+                        remote.push(Some(port));
+                    }
+                    None => {
+                        let s = h.service();
+                        let id = self.service_id(s).ok_or_else(|| {
+                            cerr(
+                                format!("chains[{i}].services[{j}]"),
+                                format!("no NF provides service {s:?}"),
+                            )
+                        })?;
+                        services.push(id);
+                        remote.push(None);
+                    }
+                }
             }
-            let egress =
-                if c.egress == "drop" {
-                    None
-                } else {
-                    Some(port_ids(&c.egress).ok_or_else(|| {
-                        cerr(p("egress"), format!("no port named {:?}", c.egress))
-                    })?)
-                };
+            let egress = match c.egress.as_deref() {
+                None | Some("drop") => None,
+                Some(e) => Some(
+                    port_ids(e).ok_or_else(|| cerr(p("egress"), format!("no port named {e:?}")))?,
+                ),
+            };
             let mut allowed = egress.map_or(0u64, |e| 1u64 << e);
             for (j, a) in c.allow_ports.iter().enumerate() {
                 let id = port_ids(a).ok_or_else(|| {
@@ -216,6 +262,8 @@ impl Tables {
             new_chains.push(Chain {
                 name: c.name.clone(),
                 services,
+                remote,
+                path_id: c.path_id,
                 egress,
                 allowed_ports: allowed,
                 balance: c.balance,
@@ -225,7 +273,18 @@ impl Tables {
                     crate::config::Failure::Bypass => FailurePolicy::Bypass,
                 },
             });
-            rules.push(rule);
+            // Only the instance that runs the first hop classifies into the chain.
+            rules.push(c.classifies_here().then_some(rule));
+        }
+        for (i, c) in new_chains.iter().enumerate() {
+            if let Some(id) = c.path_id {
+                if new_chains[..i].iter().any(|o| o.path_id == Some(id)) {
+                    return Err(cerr(
+                        format!("chains[{i}].path_id"),
+                        format!("path {id} is already another chain's"),
+                    ));
+                }
+            }
         }
         if self.chains.len() + new_chains.len() > MAX_CHAINS {
             return Err(cerr("chains".into(), format!("chain ids exhausted: at most {MAX_CHAINS} chains per run, replaced ones included")));
@@ -237,9 +296,22 @@ impl Tables {
         self.rules = rules
             .into_iter()
             .enumerate()
-            .map(|(i, r)| (r, u16::try_from(base + i).unwrap_or(u16::MAX)))
+            .filter_map(|(i, r)| Some((r?, u16::try_from(base + i).unwrap_or(u16::MAX))))
             .collect();
         self.chains.extend(new_chains);
+        let mut paths = Vec::new();
+        let mut nsh_ports = 0u64;
+        for (id, c) in self.chains.iter().enumerate().skip(base) {
+            if let Some(p) = c.path_id {
+                paths.push((p, u16::try_from(id).unwrap_or(u16::MAX)));
+            }
+            for port in c.remote.iter().flatten() {
+                nsh_ports |= 1u64 << port;
+            }
+        }
+        paths.sort_unstable();
+        self.paths = paths;
+        self.nsh_ports = nsh_ports;
         self.refresh();
         Ok(())
     }
@@ -288,9 +360,11 @@ impl Tables {
             .chains
             .iter()
             .map(|c| {
-                c.services
-                    .iter()
-                    .any(|&s| self.services[usize::from(s)].instances.len() > 1)
+                c.services.iter().any(|&s| {
+                    self.services
+                        .get(usize::from(s))
+                        .is_some_and(|s| s.instances.len() > 1)
+                })
             })
             .collect();
         for (p, fast) in self.port_fast.iter_mut().enumerate() {

@@ -167,6 +167,106 @@ pub fn load(file: &Path, ov: &Overrides) -> Result<Loaded, ManagerError> {
     Ok(l)
 }
 
+/// Checks that the instances `configs` (file, config) agree on every service path they
+/// share (chains with the same `path_id`): the same number of hops with the same services
+/// in the same order, and each hop run (named without `at`) by exactly one of them — so one
+/// of them classifies (its first hop) and one has the egress (its last). A path with hops
+/// on a peer that no other given config declares is an error when several configs are
+/// given (with one config there is nothing to compare). Errors name the file and JSON path.
+pub fn paths_agree(configs: &[(PathBuf, Config)]) -> Result<(), ManagerError> {
+    use std::collections::BTreeMap;
+    if configs.len() < 2 {
+        return Ok(());
+    }
+    let invalid = |file: &PathBuf, path: String, reason: String| ManagerError::Invalid {
+        file: file.clone(),
+        source: err(path, reason),
+    };
+    // path id -> [(config index, chain index)]
+    let mut by_path: BTreeMap<u32, Vec<(usize, usize)>> = BTreeMap::new();
+    for (k, (_, c)) in configs.iter().enumerate() {
+        for (i, ch) in c.chains.iter().enumerate() {
+            if let Some(id) = ch.path_id {
+                by_path.entry(id).or_default().push((k, i));
+            }
+        }
+    }
+    for (id, decl) in &by_path {
+        let (k0, i0) = decl[0];
+        let (f0, c0) = (&configs[k0].0, &configs[k0].1.chains[i0]);
+        if decl.len() == 1 {
+            if c0.services.iter().any(|h| h.at().is_some()) {
+                return Err(invalid(
+                    f0,
+                    format!("chains[{i0}].path_id"),
+                    format!("path {id} has hops on a peer instance, but no other given config declares it"),
+                ));
+            }
+            continue;
+        }
+        for &(k, i) in &decl[1..] {
+            let (f, c) = (&configs[k].0, &configs[k].1.chains[i]);
+            if c.services.len() != c0.services.len() {
+                return Err(invalid(
+                    f,
+                    format!("chains[{i}].services"),
+                    format!(
+                        "path {id} has {} hops here but {} in {}",
+                        c.services.len(),
+                        c0.services.len(),
+                        f0.display()
+                    ),
+                ));
+            }
+            for (j, (h, h0)) in c.services.iter().zip(&c0.services).enumerate() {
+                if h.service() != h0.service() {
+                    return Err(invalid(
+                        f,
+                        format!("chains[{i}].services[{j}]"),
+                        format!(
+                            "path {id} hop {j} is service {:?} here but {:?} in {}",
+                            h.service(),
+                            h0.service(),
+                            f0.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        for j in 0..c0.services.len() {
+            let runners: Vec<&(usize, usize)> = decl
+                .iter()
+                .filter(|&&(k, i)| configs[k].1.chains[i].services[j].at().is_none())
+                .collect();
+            match runners.as_slice() {
+                [_] => {}
+                [] => {
+                    return Err(invalid(
+                        f0,
+                        format!("chains[{i0}].services[{j}]"),
+                        format!(
+                            "path {id} hop {j} ({:?}) is on a peer in every given config: none runs it",
+                            c0.services[j].service()
+                        ),
+                    ))
+                }
+                [a, b, ..] => {
+                    return Err(invalid(
+                        &configs[b.0].0,
+                        format!("chains[{}].services[{j}]", b.1),
+                        format!(
+                            "path {id} hop {j} ({:?}) runs here and in {} too: name one of them with \"at\"",
+                            c0.services[j].service(),
+                            configs[a.0].0.display()
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The manager's own checks (see the module docs); returns the resolved NF programs.
 pub fn manager_checks(cfg: &Config, dir: &Path) -> Result<Vec<Option<PathBuf>>, ConfigError> {
     let cpus: BTreeSet<usize> = sys::usable_cpus().into_iter().collect();

@@ -23,10 +23,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Validate a config without starting anything: prints `ok`, or one line
-    /// `CONFIG: JSON-PATH: REASON` and exits with 2.
+    /// `CONFIG: JSON-PATH: REASON` and exits with 2. Several configs (the instances of one
+    /// cluster): each is checked, then every service path (`path_id`) they share must agree:
+    /// the same hops in the same order, each hop run by exactly one of them.
     Check {
-        /// Config file (JSON).
-        config: PathBuf,
+        /// Config files (JSON).
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
     },
     /// Print the JSON Schema of the config (the shipped schema/netvm-config.schema.json).
     Schema,
@@ -278,8 +281,12 @@ fn secs(arg: &'static str, s: f64) -> Result<Duration, ManagerError> {
 /// failed). Errors carry their own code ([`ManagerError::exit_code`]).
 pub fn run(cli: Cli) -> Result<u8, ManagerError> {
     match cli.command {
-        Command::Check { config } => {
-            check::load(&config, &Overrides::default())?;
+        Command::Check { configs } => {
+            let mut loaded = Vec::with_capacity(configs.len());
+            for c in &configs {
+                loaded.push((c.clone(), check::load(c, &Overrides::default())?.config));
+            }
+            check::paths_agree(&loaded)?;
             println!("ok");
             Ok(0)
         }

@@ -572,6 +572,56 @@ pub fn render(instance: &str, r: &Report) -> String {
             f.sample(&l, get(w));
         }
     }
+    let path_labels = |p: &netvm_api::report::PathReport| {
+        vec![
+            ("instance", instance.to_string()),
+            ("path_id", p.path_id.to_string()),
+            ("chain", p.chain.clone()),
+        ]
+    };
+    {
+        let mut f = family(
+            &mut o,
+            "netvm_path_encapsulated_packets_total",
+            Counter,
+            "Packets sent to a peer instance with this service path's NSH.",
+        );
+        for p in &r.paths {
+            f.sample(&as_labels(&path_labels(p)), p.encapsulated);
+        }
+    }
+    {
+        let mut f = family(
+            &mut o,
+            "netvm_path_decapsulated_packets_total",
+            Counter,
+            "Packets that arrived with this service path's NSH and resumed the chain here.",
+        );
+        for p in &r.paths {
+            f.sample(&as_labels(&path_labels(p)), p.decapsulated);
+        }
+    }
+    {
+        let mut f = family(
+            &mut o,
+            "netvm_nsh_dropped_packets_total",
+            Counter,
+            "NSH frames dropped, by reason (bad header, unknown path, TTL, service index, headroom).",
+        );
+        for reason in with_extra(
+            netvm_api::report::NshDrop::ALL.map(netvm_api::report::NshDrop::name),
+            &r.nsh_drops,
+        ) {
+            let l = [
+                ("instance", instance.to_string()),
+                ("reason", reason.to_string()),
+            ];
+            f.sample(
+                &as_labels(&l),
+                r.nsh_drops.get(reason).copied().unwrap_or(0),
+            );
+        }
+    }
     o
 }
 
@@ -661,6 +711,14 @@ mod tests {
                 sleeps: 7,
                 slept_ns: 1_500_000_000,
             }],
+            paths: vec![netvm_api::report::PathReport {
+                path_id: 7,
+                chain: "inbound".into(),
+                encapsulated: 50,
+                decapsulated: 4,
+                drops: [("bad_si".to_string(), 1)].into(),
+            }],
+            nsh_drops: [("bad_si".to_string(), 1), ("unknown_path".into(), 2)].into(),
         }
     }
 
@@ -760,6 +818,9 @@ mod tests {
             ("netvm_nf_quota_drops_total", "counter"),
             ("netvm_worker_sleeps_total", "counter"),
             ("netvm_worker_slept_seconds_total", "counter"),
+            ("netvm_path_encapsulated_packets_total", "counter"),
+            ("netvm_path_decapsulated_packets_total", "counter"),
+            ("netvm_nsh_dropped_packets_total", "counter"),
         ];
         assert_eq!(
             order,

@@ -139,6 +139,37 @@ fn signed(n: i128) -> String {
     }
 }
 
+/// Service paths (NSH): per path encapsulated / decapsulated and drops by reason, then every
+/// NSH drop by reason. Empty when the instance has no path.
+fn paths_block(r: &Report) -> String {
+    let mut o = String::new();
+    if r.paths.is_empty() && r.nsh_drops.is_empty() {
+        return o;
+    }
+    let _ = writeln!(o, "service paths (NSH):");
+    for p in &r.paths {
+        let drops: Vec<String> = p.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            o,
+            "  {:<10} {:<16} encapsulated {:>13}  decapsulated {:>13}  {}",
+            p.path_id,
+            p.chain,
+            thousands(p.encapsulated),
+            thousands(p.decapsulated),
+            drops.join(" ")
+        );
+    }
+    if !r.nsh_drops.is_empty() {
+        let all: Vec<String> = r
+            .nsh_drops
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(o, "  nsh drops: {}", all.join(" "));
+    }
+    o
+}
+
 /// The final summary as text.
 pub fn render_summary(s: &Summary) -> String {
     let r = &s.report;
@@ -194,6 +225,7 @@ pub fn render_summary(s: &Summary) -> String {
             let _ = writeln!(o, "  {c:<24} {:>15}", thousands(*n));
         }
     }
+    let _ = write!(o, "{}", paths_block(r));
     if !r.nfs.is_empty() {
         let _ = writeln!(
             o,
@@ -421,6 +453,9 @@ pub fn render_table(name: &str, d: &Delta<'_>) -> String {
                 rejects
             );
         }
+    }
+    if !r.paths.is_empty() {
+        let _ = write!(o, "\n{}", paths_block(r));
     }
     if !r.chains.is_empty() {
         let _ = writeln!(o, "\n{:<24} {:>12} {:>15}", "CHAIN", "Mpps", "total");

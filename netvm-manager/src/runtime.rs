@@ -318,7 +318,7 @@ mod tests {
         std::fs::write(&f, r#"[{"name":"a","services":["x"],"egress":"out"}]"#).unwrap();
         assert_eq!(read_chains(&f).unwrap()[0].name, "a");
         std::fs::write(&f, r#"{"chains":[{"name":"b","egress":"drop"}]}"#).unwrap();
-        assert_eq!(read_chains(&f).unwrap()[0].egress, "drop");
+        assert_eq!(read_chains(&f).unwrap()[0].egress.as_deref(), Some("drop"));
         std::fs::write(&f, r#"[{"name":"a","egress":"out","speed":1}]"#).unwrap();
         let e = crate::error::chain(&read_chains(&f).unwrap_err());
         assert!(e.contains("unknown field `speed`"), "{e}");

@@ -502,3 +502,146 @@ fn unreadable_config_is_an_invalid_config() {
         "{err}"
     );
 }
+
+/// Host A and host B of one service path 77: firewall on A, router on B.
+fn nsh_pair(dir: &Scratch) -> (Value, Value) {
+    let mut a = base(dir);
+    let mut b = base(dir);
+    a["name"] = json!("a");
+    b["name"] = json!("b");
+    a["ports"][1] = json!({"name": "wan", "device": "net_null1", "domain": "d1",
+                           "peer_mac": "02:00:00:00:0b:01"});
+    b["ports"][0] = json!({"name": "wan", "device": "net_null0", "domain": "d1"});
+    a["chains"][0] = json!({"name": "c", "path_id": 77, "match": {"in_port": "in"},
+                            "services": ["firewall", {"service": "router", "at": "wan"}]});
+    b["chains"][0] = json!({"name": "c", "path_id": 77,
+                            "services": [{"service": "firewall", "at": "wan"}, "router"],
+                            "egress": "out"});
+    (a, b)
+}
+
+fn check_two(dir: &Scratch, a: &Value, b: &Value) -> (i32, String, String) {
+    let (fa, fb) = (dir.path("a.json"), dir.path("b.json"));
+    std::fs::write(&fa, a.to_string()).unwrap();
+    std::fs::write(&fb, b.to_string()).unwrap();
+    let o = run(&["check", fa.to_str().unwrap(), fb.to_str().unwrap()]);
+    let (out, err) = texts(&o);
+    (o.status.code().unwrap_or(-1), out, err)
+}
+
+#[test]
+fn service_paths_are_checked_alone_and_against_the_peer() {
+    use Edit::{Push, Remove, Set, Text};
+    let dir = Scratch::new("check-nsh");
+    let (a, b) = nsh_pair(&dir);
+    for v in [&a, &b] {
+        let (code, out, err) = check_text(&dir, &v.to_string());
+        assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    }
+    let (code, out, err) = check_two(&dir, &a, &b);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+
+    // One config at a time: path ids, remote hops, egress and match rules.
+    let one: Vec<(Edit, &str, &str)> = vec![
+        (
+            Set("/chains/0/path_id", json!(0)),
+            "chains[0].path_id",
+            "24 bits",
+        ),
+        (
+            Set("/chains/0/path_id", json!(16_777_216)),
+            "chains[0].path_id",
+            "24 bits",
+        ),
+        (
+            Remove("/chains/0/path_id"),
+            "chains[0].path_id",
+            "needs a path_id",
+        ),
+        (
+            Set("/chains/0/services/1/at", json!("nowhere")),
+            "chains[0].services[1].at",
+            "no port named",
+        ),
+        (
+            Set("/chains/0/egress", json!("in")),
+            "chains[0].egress",
+            "leave egress out",
+        ),
+        (
+            Push(
+                "/chains",
+                json!({"name": "d", "path_id": 77, "services": [], "egress": "drop"}),
+            ),
+            "chains[1].path_id",
+            "already chains[0]'s",
+        ),
+        (
+            Set("/ports/1/peer_mac", json!("02:00:00:00:0b")),
+            "ports[1].peer_mac",
+            "not a MAC",
+        ),
+    ];
+    for (edit, path, why) in one {
+        let mut v = a.clone();
+        match edit {
+            Set(p, x) => {
+                let (parent, key) = p.rsplit_once('/').unwrap();
+                v.pointer_mut(parent)
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .insert(key.into(), x);
+            }
+            Remove(p) => {
+                let (parent, key) = p.rsplit_once('/').unwrap();
+                v.pointer_mut(parent)
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(key);
+            }
+            Push(p, x) => v.pointer_mut(p).unwrap().as_array_mut().unwrap().push(x),
+            Text(_) => unreachable!(),
+        }
+        let (code, _, err) = check_text(&dir, &v.to_string());
+        assert_eq!(code, 2, "{path}: {err}");
+        assert!(
+            err.contains(&format!(": {path}: ")) && err.contains(why),
+            "{path}: {err}"
+        );
+    }
+    // B must not classify into a path whose first hop is A's.
+    let mut v = b.clone();
+    v["chains"][0]["match"] = json!({"in_port": "wan"});
+    let (code, _, err) = check_text(&dir, &v.to_string());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("chains[0].match") && err.contains("leave match out"),
+        "{err}"
+    );
+
+    // Both ends: they must agree.
+    let mut b2 = b.clone();
+    b2["chains"][0]["services"][1] = json!("firewall");
+    let (code, _, err) = check_two(&dir, &a, &b2);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("b.json: chains[0].services[1]")
+            && err.contains("is service \"firewall\" here but \"router\""),
+        "{err}"
+    );
+    let mut b3 = b.clone();
+    b3["chains"][0]["services"][0] = json!("firewall");
+    let (code, _, err) = check_two(&dir, &a, &b3);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("b.json: chains[0].services[0]") && err.contains("runs here and in"),
+        "{err}"
+    );
+    let mut a2 = a.clone();
+    a2["chains"][0]["path_id"] = json!(78);
+    let (code, _, err) = check_two(&dir, &a2, &b);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no other given config declares it"), "{err}");
+}

@@ -233,6 +233,14 @@ fn full_report() -> Report {
             sleeps: 40,
             slept_ns: 9_000_000,
         }],
+        paths: vec![netvm_api::report::PathReport {
+            path_id: 42,
+            chain: "inbound".into(),
+            encapsulated: 700,
+            decapsulated: 3,
+            drops: [("ttl_expired".to_string(), 2)].into(),
+        }],
+        nsh_drops: [("ttl_expired".to_string(), 2), ("bad_version".into(), 1)].into(),
     }
 }
 

@@ -24,6 +24,8 @@
 //! - Classic libpcap reading and writing ([`pcap`]), a pcapng writer and reader
 //!   ([`pcapng`], for `netvm-manager capture`) and a deterministic traffic builder
 //!   ([`builder`]).
+//! - The Network Service Header over Ethernet (RFC 8300): parse and validate hostile NSH,
+//!   build the header netvm emits ([`nsh`]).
 //! - [`MacAddr`].
 //!
 //! # What it is not
@@ -55,6 +57,7 @@ pub mod lpm;
 pub mod lpm6;
 pub mod mac;
 pub mod meta;
+pub mod nsh;
 pub mod pcap;
 pub mod pcapng;
 
@@ -82,6 +85,10 @@ pub use lpm::{
 pub use lpm6::{Lpm6, Lpm6Config};
 pub use mac::{MacAddr, MacParseError};
 pub use meta::{Ipv4Meta, Ipv4Prefix, Ipv6Meta, L4Meta, PacketMeta, PrefixError, Rule};
+pub use nsh::{
+    eth_nsh_header, is_eth_nsh, parse_eth_nsh, EthNsh, NshError, NshHeader, ETHERTYPE_NSH,
+    ETH_NSH_LEN,
+};
 pub use pcap::{
     ByteOrder, PcapError, PcapHeader, PcapPacket, PcapReader, PcapRecord, PcapWriter,
     PcapWriterOptions, Precision, LINKTYPE_ETHERNET,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod hostile;
+pub mod netns;
 pub mod traffic;
 pub mod vm;
 
@@ -176,8 +177,9 @@ pub struct Core {
     pub regions: Vec<(String, PathBuf)>,
     /// Scratch directory (config, logs, pcaps).
     pub dir: Scratch,
-    /// One instance at a time per test binary: instances share the machine's two CPUs.
-    _serial: std::sync::MutexGuard<'static, ()>,
+    /// One instance at a time per test binary: instances share the machine's two CPUs (a
+    /// second instance of the same test, started with [`Core::start_in`], holds none).
+    _serial: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -185,10 +187,26 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 impl Core {
     /// Starts the core on `config` (its `run_dir` and `region_dir` are set here unless given),
     /// waits for the control socket and returns. `extra` are netvm-core arguments.
-    pub fn start(mut config: Value, dir: Scratch, extra: &[&str]) -> Self {
-        let serial = SERIAL
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn start(config: Value, dir: Scratch, extra: &[&str]) -> Self {
+        Self::start_in(config, dir, extra, None, true)
+    }
+
+    /// As [`Core::start`], with the core in network namespace `netns` (`ip netns exec`; the
+    /// control socket and region files are paths, which every namespace sees). `serial`:
+    /// take this test binary's one-instance lock (a test that runs two instances takes it
+    /// with the first only).
+    pub fn start_in(
+        mut config: Value,
+        dir: Scratch,
+        extra: &[&str],
+        netns: Option<&str>,
+        serial: bool,
+    ) -> Self {
+        let serial = serial.then(|| {
+            SERIAL
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
         if config.get("run_dir").is_none() {
             config["run_dir"] = Value::from(dir.path("run").display().to_string());
         }
@@ -204,13 +222,26 @@ impl Core {
             dir.path("summary.json").display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let core = Proc::spawn(
-            "netvm-core",
-            &bin("netvm-core"),
-            &args,
-            dir.path("core.log"),
-            &[],
-        );
+        let core = match netns {
+            // `ip netns exec` execs the core: the PID is the core's.
+            Some(ns) => {
+                let mut a = vec![
+                    "netns".to_string(),
+                    "exec".into(),
+                    ns.into(),
+                    bin("netvm-core").display().to_string(),
+                ];
+                a.extend(args);
+                Proc::spawn("netvm-core", Path::new("ip"), &a, dir.path("core.log"), &[])
+            }
+            None => Proc::spawn(
+                "netvm-core",
+                &bin("netvm-core"),
+                &args,
+                dir.path("core.log"),
+                &[],
+            ),
+        };
         let socket = dir.path("run").join("control.sock");
         let mut c = Self {
             nfs: Vec::new(),

@@ -45,6 +45,11 @@ impl State {
         // Bypass skips services without an attached instance (at most the chain's length).
         let mut pos = pos;
         let nf = loop {
+            if let Some(&Some(port)) = ch.remote.get(pos) {
+                // A peer instance runs this hop: NSH onto the wire (`nsh.rs`).
+                self.nsh_out(sh, t, m, chain, pos, port);
+                return;
+            }
             let sid = ch.services[pos];
             let svc = &t.services[usize::from(sid)];
             match self.pick_instance(sh, sid, &svc.instances, ch.balance, hash) {

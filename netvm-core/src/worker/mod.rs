@@ -12,7 +12,8 @@
 //! flow and service), [`returns`] (everything NFs hand back, its
 //! validation and verdicts, corrupt rings, reclaim), [`tx`] (per-port TX batching),
 //! [`handoff`] (frames between workers), [`tap`] (the capture hooks: one branch each while no
-//! capture runs) and [`idle`] (adaptive polling: backing off when rounds find nothing to do).
+//! capture runs), [`idle`] (adaptive polling: backing off when rounds find nothing to do) and
+//! [`nsh`] (service paths that continue on a peer instance).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ mod flow;
 pub(crate) mod handoff;
 mod place;
 pub mod idle;
+mod nsh;
 mod returns;
 mod rx;
 mod tap;

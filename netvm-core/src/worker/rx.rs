@@ -37,6 +37,11 @@ impl State {
             let pkts = self.rx_buf;
             self.tap_burst(TapKind::PortRx, pidx, &pkts[..n], Some(pidx));
         }
+        if t.nsh_ports & (1u64 << pidx) != 0 {
+            // A link to a peer instance: NSH arrivals resume their path (`nsh`).
+            self.rx_nsh_port(sh, t, n, pidx);
+            return n;
+        }
         if port.steer {
             // Several queues, no RSS: the core's flow hash decides each frame's worker.
             for i in 0..n {
