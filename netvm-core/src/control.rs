@@ -261,8 +261,12 @@ impl Supervisor {
         let now = Instant::now();
         self.detaching
             .extend(requested.into_iter().map(|i| (i, now)));
+        // Virtio NFs follow their vhost links, not a slot (`virtio.rs`).
+        for i in crate::virtio::tick(sh) {
+            broadcast(sh, || Command::AddNf(crate::id16(i)));
+        }
         for (i, nf) in sh.nfs.iter().enumerate() {
-            if self.reclaiming.iter().any(|r| r.0 == i) {
+            if self.reclaiming.iter().any(|r| r.0 == i) || nf.virtio.is_some() {
                 continue;
             }
             let Ok(slot) = nf.ctl.slot(0) else {
@@ -644,7 +648,7 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                 .filter(|r| c.nf_rejects[i][**r as usize] > 0)
                 .map(|r| (r.name().to_string(), c.nf_rejects[i][*r as usize]))
                 .collect();
-            NfReport {
+            let r = NfReport {
                 name: n.info.name.clone(),
                 service: n.info.service.clone(),
                 domain: dom.name.clone(),
@@ -668,6 +672,11 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                     .iter()
                     .map(|d| d.load(Ordering::Relaxed))
                     .collect(),
+                virtio: None,
+            };
+            match n.virtio.as_deref() {
+                Some(v) => crate::virtio::fill_report(sh, c, i, v, r),
+                None => r,
             }
         })
         .collect();

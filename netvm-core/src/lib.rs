@@ -25,6 +25,7 @@ pub mod control;
 pub mod domain;
 pub mod stats;
 pub mod tables;
+pub mod virtio;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -187,6 +188,8 @@ pub struct NfRt {
     pub fault: AtomicU8,
     /// Why it was last quarantined ([`fault`] codes; 0: never).
     pub quarantined_for: AtomicU8,
+    /// A virtio NF's vhost ports and flow records (`None`: an NF on rings).
+    pub virtio: Option<Box<virtio::VirtioRt>>,
 }
 
 impl NfRt {
@@ -246,6 +249,8 @@ pub struct PortRt {
     /// Several RX queues and no RSS in the device: the core's flow hash steers frames to
     /// workers (see `worker::handoff`).
     pub steer: bool,
+    /// A vhost-user port of a virtio NF (not in the config's port list).
+    pub virtio: Option<virtio::VirtioPort>,
 }
 
 impl PortRt {
@@ -499,6 +504,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                     rx_queues: rxq,
                     tx_queues: txq,
                     steer,
+                    virtio: None,
                 });
             }
             Err(e) => {
@@ -508,6 +514,18 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             }
         }
     }
+    // The vhost-user ports of virtio NFs, after the configured ports.
+    let mut virtio = match virtio::open_ports(&eal, &cfg, &domains, ports.len()) {
+        Ok((vports, rts)) => {
+            ports.extend(vports);
+            rts
+        }
+        Err(e) => {
+            drop(ports);
+            cleanup(&domains);
+            return Err(e);
+        }
+    };
     // One control region per NF (its slot and rings), next to its domain's region: only that
     // NF and the core map it, so an NF can never reach another NF's control words.
     let mut nfs: Vec<NfRt> = Vec::new();
@@ -555,6 +573,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             returned: AtomicU64::new(0),
             fault: AtomicU8::new(fault::NONE),
             quarantined_for: AtomicU8::new(fault::NONE),
+            virtio: virtio.get_mut(i).and_then(Option::take),
         });
     }
     let port_ids = |name: &str| {

@@ -58,6 +58,10 @@ pub struct Counters {
     pub handed_off: u64,
     /// Frames this worker took over from another worker.
     pub taken_over: u64,
+    /// Per virtio NF: frames its guest's receive queue refused (dropped as `ring_full`).
+    pub vio_full: [u64; MAX_NFS],
+    /// Per virtio NF: frames from its guest for flows never delivered to it.
+    pub vio_unknown: [u64; MAX_NFS],
 }
 
 impl Default for Counters {
@@ -80,6 +84,8 @@ impl Default for Counters {
             ring_corrupt: 0,
             handed_off: 0,
             taken_over: 0,
+            vio_full: [0; MAX_NFS],
+            vio_unknown: [0; MAX_NFS],
         }
     }
 }
@@ -114,6 +120,8 @@ impl Counters {
         self.ring_corrupt += o.ring_corrupt;
         self.handed_off += o.handed_off;
         self.taken_over += o.taken_over;
+        add_arr(&mut self.vio_full, &o.vio_full);
+        add_arr(&mut self.vio_unknown, &o.vio_unknown);
     }
 
     /// Total received.

@@ -37,6 +37,11 @@ impl State {
             let pkts = self.rx_buf;
             self.tap_burst(TapKind::PortRx, pidx, &pkts[..n], Some(pidx));
         }
+        if let Some(crate::virtio::VirtioPort::FromGuest(nf)) = port.virtio {
+            // A virtio NF's guest sent these back (`worker/vhost.rs`).
+            self.rx_virtio(sh, t, n, pidx, nf);
+            return;
+        }
         if port.steer {
             // Several queues, no RSS: the core's flow hash decides each frame's worker.
             for i in 0..n {
