@@ -106,6 +106,9 @@ pub fn vhost_devargs(name: &str, sock: &std::path::Path) -> String {
     format!("net_vhost_{name},iface={},queues=1,client=0", sock.display())
 }
 
+/// Per NF index: its virtio side, if it is a virtio NF.
+pub(crate) type VirtioNfs = Vec<Option<Box<VirtioRt>>>;
+
 /// Opens the two vhost-user ports of every virtio NF of `cfg` (port indices from `first`
 /// on, to-guest then from-guest per NF, in NF order) and returns them with, per NF index,
 /// its [`VirtioRt`]. One queue each: a guest with one vCPU uses one queue pair; workers
@@ -115,7 +118,7 @@ pub(crate) fn open_ports(
     cfg: &crate::config::Config,
     domains: &[crate::domain::Domain],
     first: usize,
-) -> Result<(Vec<crate::PortRt>, Vec<Option<Box<VirtioRt>>>), crate::CoreError> {
+) -> Result<(Vec<crate::PortRt>, VirtioNfs), crate::CoreError> {
     use crate::config::{NfKind, VhostDir};
     let mut ports = Vec::new();
     let mut rts = Vec::new();
@@ -232,9 +235,24 @@ impl FlowRecords {
         )
     }
 
+    /// (valid, hash, position) of an entry.
+    fn unpack(v: u64) -> (bool, u32, FlowPos) {
+        let b = v.to_le_bytes();
+        (
+            b[0] == 1,
+            u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            FlowPos {
+                chain: u16::from(b[3]),
+                pos: b[2],
+                in_port: b[1],
+            },
+        )
+    }
+
     fn set(hash: u32) -> usize {
         // Remixed so that the set does not follow the low bits `hash % instances` uses.
-        ((u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize % SETS) * WAYS
+        let mixed = u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+        usize::try_from(mixed % SETS as u64).unwrap_or(0) * WAYS
     }
 
     /// Records that flow `hash` was delivered at `p` (one load per way; a store only when the
@@ -251,7 +269,8 @@ impl FlowRecords {
             if v == new {
                 return;
             }
-            if v & 1 == 1 && (v >> 32) as u32 == hash {
+            let (valid, h, _) = Self::unpack(v);
+            if valid && h == hash {
                 // Release pairs with the Acquire in `lookup` (the frame reaches the reading
                 // worker through the guest, after the vhost library's own barriers).
                 w.store(new, Ordering::Release);
@@ -267,7 +286,7 @@ impl FlowRecords {
                 return;
             }
         }
-        let victim = (hash >> 7) as usize % WAYS;
+        let victim = usize::try_from(hash >> 7).unwrap_or(0) % WAYS;
         ways[victim].store(new, Ordering::Release);
     }
 
@@ -276,12 +295,8 @@ impl FlowRecords {
     pub fn lookup(&self, hash: u32) -> Option<FlowPos> {
         let base = Self::set(hash);
         self.words[base..base + WAYS].iter().find_map(|w| {
-            let v = w.load(Ordering::Acquire);
-            (v & 1 == 1 && (v >> 32) as u32 == hash).then(|| FlowPos {
-                chain: u16::from((v >> 24) as u8),
-                pos: (v >> 16) as u8,
-                in_port: (v >> 8) as u8,
-            })
+            let (valid, h, p) = Self::unpack(w.load(Ordering::Acquire));
+            (valid && h == hash).then_some(p)
         })
     }
 }

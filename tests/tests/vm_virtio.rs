@@ -290,7 +290,7 @@ fn deaf_guest_hurts_no_other_chain() {
         "name": "viodeaf",
         "workers": [{"cpu": worker_cpu()}],
         "eal": eal_section(),
-        "domains": [{"name": "edge", "buffers": 4096}],
+        "domains": [{"name": "edge", "buffers": 8192}],
         "ports": [
             {"name": "in_a", "device": format!("net_pcap0,rx_pcap={},infinite_rx=1", in_a.display()), "domain": "edge", "rx_rate_pps": 20000},
             {"name": "out_a", "device": "net_pcap1,tx_pcap=/dev/null", "domain": "edge"},
