@@ -901,6 +901,37 @@ mod tests {
     }
 
     #[test]
+    fn virtio_nfs_are_checked() {
+        let with = |nf: serde_json::Value| {
+            let mut v = base();
+            v["nfs"].as_array_mut().unwrap().push(nf);
+            v
+        };
+        let vio = serde_json::json!({"name": "g", "service": "bridge", "kind": "virtio",
+                                     "domain": "trusted", "vm": {"memory_mb": 128}});
+        check(with(vio.clone())).unwrap();
+        let mut bad = vio.clone();
+        bad["program"] = serde_json::json!("firewall");
+        assert_eq!(check(with(bad)).unwrap_err().path, "nfs[1].program");
+        let mut bad = vio.clone();
+        bad["args"] = serde_json::json!(["x"]);
+        assert_eq!(check(with(bad)).unwrap_err().path, "nfs[1].args");
+        let mut long = with(vio);
+        long["run_dir"] = serde_json::json!(format!("/{}", "d".repeat(100)));
+        assert_eq!(check(long).unwrap_err().path, "run_dir");
+        // Guest resources stay refused for process NFs.
+        let mut v = base();
+        v["nfs"][0]["vm"] = serde_json::json!({"memory_mb": 128});
+        assert_eq!(check(v).unwrap_err().path, "nfs[0].vm");
+        let g = serde_json::json!({"name": "g", "service": "b", "kind": "virtio",
+                                   "domain": "trusted"});
+        let c = Config::from_json(&with(g).to_string()).unwrap();
+        assert!(c
+            .vhost_socket("g", VhostDir::ToGuest)
+            .ends_with("vhost-g-to.sock"));
+    }
+
+    #[test]
     fn errors_name_paths() {
         let cases: Vec<(&str, serde_json::Value, &str)> = vec![
             (

@@ -103,7 +103,10 @@ impl VirtioRt {
 
 /// The `net_vhost` device string for a socket (server mode: the core listens, QEMU connects).
 pub fn vhost_devargs(name: &str, sock: &std::path::Path) -> String {
-    format!("net_vhost_{name},iface={},queues=1,client=0", sock.display())
+    format!(
+        "net_vhost_{name},iface={},queues=1,client=0",
+        sock.display()
+    )
 }
 
 /// Per NF index: its virtio side, if it is a virtio NF.
@@ -279,8 +282,7 @@ impl FlowRecords {
         }
         for w in ways {
             if w.load(Ordering::Relaxed) == 0
-                && w
-                    .compare_exchange(0, new, Ordering::Release, Ordering::Relaxed)
+                && w.compare_exchange(0, new, Ordering::Release, Ordering::Relaxed)
                     .is_ok()
             {
                 return;
@@ -370,12 +372,7 @@ pub(crate) fn fill_report(
 
 /// Whether both vhost links of a virtio NF are up.
 pub fn links_up(sh: &Shared, v: &VirtioRt) -> bool {
-    let up = |p: u16| {
-        sh.ports[usize::from(p)]
-            .port
-            .link()
-            .is_ok_and(|l| l.up)
-    };
+    let up = |p: u16| sh.ports[usize::from(p)].port.link().is_ok_and(|l| l.up);
     up(v.to_port) && up(v.from_port)
 }
 
@@ -400,8 +397,8 @@ pub fn tick(sh: &Shared) -> Vec<usize> {
             if !posted {
                 *posted_at = None;
             }
-            let settled = posted
-                && posted_at.get_or_insert_with(Instant::now).elapsed() >= READY_SETTLE;
+            let settled =
+                posted && posted_at.get_or_insert_with(Instant::now).elapsed() >= READY_SETTLE;
             if settled || t0.elapsed() >= READY_GRACE {
                 *since = None;
                 *posted_at = None;

@@ -38,7 +38,11 @@ pub fn initrd(img: &GuestImage) -> Result<PathBuf, ManagerError> {
         Ok(p)
     } else {
         Err(ManagerError::NoGuestImage {
-            dir: img.initrd.parent().map(Path::to_path_buf).unwrap_or_default(),
+            dir: img
+                .initrd
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
         })
     }
 }
@@ -138,13 +142,21 @@ mod tests {
             kernel: dir.join("vmlinuz"),
             initrd: dir.join("initramfs.cpio.gz"),
         };
-        let a = qemu_args(&cfg, &img, Accel::Tcg, &cfg.nfs[0]).unwrap().join(" ");
+        let a = qemu_args(&cfg, &img, Accel::Tcg, &cfg.nfs[0])
+            .unwrap()
+            .join(" ");
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(a.contains("memory-backend-memfd,id=mem,size=128M,share=on"), "{a}");
+        assert!(
+            a.contains("memory-backend-memfd,id=mem,size=128M,share=on"),
+            "{a}"
+        );
         assert!(a.contains("path=/run/netvm/t/vhost-g-to.sock"), "{a}");
         assert!(a.contains("path=/run/netvm/t/vhost-g-from.sock"), "{a}");
         assert!(a.contains("netvm.mode=bridge"), "{a}");
         assert_eq!(a.matches("virtio-net-pci").count(), 2, "{a}");
-        assert!(!a.contains("ivshmem") && !a.contains("memory-backend-file"), "{a}");
+        assert!(
+            !a.contains("ivshmem") && !a.contains("memory-backend-file"),
+            "{a}"
+        );
     }
 }

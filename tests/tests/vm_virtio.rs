@@ -59,7 +59,11 @@ fn brief(s: &Value) -> String {
                 .map(|n| {
                     format!(
                         "{} {} delivered {} returned {} verdicts {} virtio {}",
-                        n["name"], n["state"], n["delivered"], n["returned"], n["verdicts"],
+                        n["name"],
+                        n["state"],
+                        n["delivered"],
+                        n["returned"],
+                        n["verdicts"],
                         n["virtio"]
                     )
                 })
@@ -142,8 +146,7 @@ fn firewall_unmodified_guest_l3fwd_exact_output() {
     let live = wait(&mut run, Duration::from_secs(120), |s| {
         u(&port(s, "in")["rx"]) == n_in
             && s["in_flight"] == 0
-            && u(&port(s, "out")["tx"]) + u(&s["dropped"]) + u(&nf(s, "br1")["queue_full"])
-                >= n_in
+            && u(&port(s, "out")["tx"]) + u(&s["dropped"]) + u(&nf(s, "br1")["queue_full"]) >= n_in
     });
     let g = nf(&live, "br1");
     assert_eq!(g["virtio"]["link_up"], true, "{g:#}");
@@ -158,19 +161,31 @@ fn firewall_unmodified_guest_l3fwd_exact_output() {
     let g = nf(&report, "br1");
     assert_eq!(g["state"], "attached", "{g:#}");
     assert_eq!(u(&g["delivered"]), passed, "{g:#}");
-    assert_eq!(u(&g["returned"]), passed + g["virtio"]["unknown_flow"].as_u64().unwrap_or(0), "the bridge sends back all: {g:#}");
+    assert_eq!(
+        u(&g["returned"]),
+        passed + g["virtio"]["unknown_flow"].as_u64().unwrap_or(0),
+        "the bridge sends back all: {g:#}"
+    );
     assert_eq!(u(&g["held"]), 0);
     assert_eq!(u(&g["verdicts"][0]), passed, "{g:#}");
     assert_eq!(u(&g["virtio"]["queue_full"]), 0, "{g:#}");
     // Frames the guest made up itself (none expected from a bare bridge, but a kernel may
     // send some) are the policy's `virtio_unknown_flow` drops, nothing else.
     let made_up = u(&g["virtio"]["unknown_flow"]);
-    assert_eq!(u(&report["drops"]["virtio_unknown_flow"]), made_up, "{report:#}");
+    assert_eq!(
+        u(&report["drops"]["virtio_unknown_flow"]),
+        made_up,
+        "{report:#}"
+    );
     // The vhost ports are ports: what entered the guest is transmitted on br1.to, what came
     // back received on br1.from.
     assert_eq!(u(&port(&report, "br1.to")["tx"]), passed);
     assert_eq!(u(&port(&report, "br1.from")["rx"]), passed + made_up);
-    assert_eq!(u(&report["received"]), n_in + passed + made_up, "{report:#}");
+    assert_eq!(
+        u(&report["received"]),
+        n_in + passed + made_up,
+        "{report:#}"
+    );
     assert_eq!(
         u(&report["transmitted"]),
         expected.len() as u64 + passed,
@@ -235,7 +250,9 @@ fn guest_killed_mid_traffic_follows_failure_policy() {
     let mut run = ManagedRun::start(cfg, dir);
     let run_dir = run.run_dir.display().to_string();
     run.wait_running(Duration::from_secs(300));
-    wait(&mut run, Duration::from_secs(60), |s| u(&nf(s, "br1")["returned"]) > 500);
+    wait(&mut run, Duration::from_secs(60), |s| {
+        u(&nf(s, "br1")["returned"]) > 500
+    });
     let qemu = qemu_pids_mentioning(&run_dir);
     assert_eq!(qemu.len(), 1, "one QEMU for this run: {qemu:?}");
     let t0 = Instant::now();
@@ -332,7 +349,11 @@ fn deaf_guest_hurts_no_other_chain() {
     let denied = load.frames.iter().filter(|f| Load::denied(f)).count() as u64;
     assert_eq!(u(&report["chains"]["b"]), n_in);
     assert_eq!(u(&nf(&report, "fw1")["verdicts"][3]), denied);
-    assert_eq!(u(&port(&report, "out_b")["tx"]), n_in - denied, "{report:#}");
+    assert_eq!(
+        u(&port(&report, "out_b")["tx"]),
+        n_in - denied,
+        "{report:#}"
+    );
     let out = traffic::read_pcap(&out_b);
     let want: Vec<&Vec<u8>> = load.frames.iter().filter(|f| !Load::denied(f)).collect();
     assert_eq!(out.len(), want.len());
