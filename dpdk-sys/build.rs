@@ -51,6 +51,7 @@ fn main() {
         .allowlist_function("rte_eal_iova_mode|rte_mem_virt2iova|rte_mem_virt2memseg|rte_mem_virt2memseg_list")
         .allowlist_function("rte_dev_dma_(map|unmap)|rte_dev_bus|rte_dev_name|rte_bus_name")
         .allowlist_function("rte_version")
+        .allowlist_function("rte_vhost_(get_ifname|avail_entries|rx_queue_count)")
         .allowlist_function("netvm_.*")
         .allowlist_type("rte_mbuf|rte_mempool|rte_eth_conf|rte_eth_dev_info|rte_eth_stats|rte_eth_link|rte_ether_addr|rte_pktmbuf_extmem|rte_eth_rxconf|rte_eth_txconf|rte_dev_iterator")
         .allowlist_var("RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_MBUF_DEFAULT_BUF_SIZE|RTE_ETH_NAME_MAX_LEN|RTE_MEMPOOL_CACHE_MAX_SIZE|SOCKET_ID_ANY|RTE_ETH_LINK_UP|RTE_ETH_LINK_FULL_DUPLEX|RTE_ETHER_ADDR_LEN|RTE_MBUF_F_.*|RTE_ETH_MQ_.*")

@@ -13,4 +13,5 @@
 #include <rte_memory.h>
 #include <rte_malloc.h>
 #include <rte_version.h>
+#include <rte_vhost.h>
 #include "shim.h"

@@ -284,7 +284,26 @@ pub enum NfKind {
     Process,
     /// A QEMU guest seeing the region as an ivshmem BAR.
     Vm,
+    /// An unmodified QEMU guest with two plain virtio-net NICs, served by the core through
+    /// vhost-user (`net_vhost`): the core copies each frame into the guest's memory on the
+    /// NF's to-guest NIC and takes what the guest sends on its other NIC back into the chain
+    /// at the next service. Nothing of any domain's region is mapped into the guest. `program`
+    /// names the guest image's mode: `bridge` (default: the kernel bridges the two NICs) or
+    /// `deaf` (the NICs stay down: a guest that never reads its queue).
+    Virtio,
 }
+
+/// Which vhost-user socket of a virtio NF ([`Config::vhost_socket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VhostDir {
+    /// The NIC the core transmits on (the guest receives).
+    ToGuest,
+    /// The NIC the core receives from (the guest transmits).
+    FromGuest,
+}
+
+/// Guest modes of a virtio NF (`program` of a `kind: "virtio"` NF).
+pub const VIRTIO_MODES: &[&str] = &["bridge", "deaf"];
 
 /// Guest resources.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -611,6 +630,15 @@ impl Config {
         self.run_dir().join("control.sock")
     }
 
+    /// The vhost-user socket the core serves for virtio NF `nf` (QEMU connects to it).
+    pub fn vhost_socket(&self, nf: &str, dir: VhostDir) -> PathBuf {
+        let d = match dir {
+            VhostDir::ToGuest => "to",
+            VhostDir::FromGuest => "from",
+        };
+        self.run_dir().join(format!("vhost-{nf}-{d}.sock"))
+    }
+
     /// Checks references, uniqueness, sizes and CPU use. Every error names its JSON path.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !valid_name(&self.name) {
@@ -669,6 +697,17 @@ impl Config {
         }
         if self.ports.is_empty() || self.ports.len() > MAX_PORTS {
             return Err(err("ports", format!("need 1 to {MAX_PORTS} ports")));
+        }
+        let virtio = self.nfs.iter().filter(|n| n.kind == NfKind::Virtio).count();
+        if self.ports.len() + 2 * virtio > MAX_PORTS {
+            return Err(err(
+                "nfs",
+                format!(
+                    "{} ports and {virtio} virtio NFs (two vhost-user ports each) exceed the \
+                     core's {MAX_PORTS} ports",
+                    self.ports.len()
+                ),
+            ));
         }
         for (i, p) in self.ports.iter().enumerate() {
             if p.rx_rate_pps == Some(0) {
@@ -787,11 +826,42 @@ impl Config {
                     }
                 }
             }
-            if n.vm.is_some() && n.kind != NfKind::Vm {
+            if n.vm.is_some() && n.kind == NfKind::Process {
                 return Err(err(
                     format!("nfs[{i}].vm"),
-                    "only NFs of kind \"vm\" take guest resources",
+                    "only NFs of kind \"vm\" or \"virtio\" take guest resources",
                 ));
+            }
+            if n.kind == NfKind::Virtio {
+                if let Some(p) = &n.program {
+                    if !VIRTIO_MODES.contains(&p.as_str()) {
+                        return Err(err(
+                            format!("nfs[{i}].program"),
+                            format!(
+                                "a virtio NF's program is the guest mode, one of {VIRTIO_MODES:?}"
+                            ),
+                        ));
+                    }
+                }
+                if !n.args.is_empty() {
+                    return Err(err(
+                        format!("nfs[{i}].args"),
+                        "a virtio NF runs an unmodified guest: it takes no arguments",
+                    ));
+                }
+                // sun_path holds 108 bytes with its terminating NUL.
+                let sock = self.vhost_socket(&n.name, VhostDir::FromGuest);
+                if sock.as_os_str().len() > 107 {
+                    return Err(err(
+                        "run_dir",
+                        format!(
+                            "the vhost-user socket {} of virtio NF {:?} is longer than a Unix \
+                             socket path may be (107 bytes); use a shorter run_dir",
+                            sock.display(),
+                            n.name
+                        ),
+                    ));
+                }
             }
             if let Some(vm) = &n.vm {
                 if !(64..=65536).contains(&vm.memory_mb) {
@@ -1113,6 +1183,37 @@ mod tests {
     #[test]
     fn good_config_passes() {
         check(base()).unwrap();
+    }
+
+    #[test]
+    fn virtio_nfs_are_checked() {
+        let with = |nf: serde_json::Value| {
+            let mut v = base();
+            v["nfs"].as_array_mut().unwrap().push(nf);
+            v
+        };
+        let vio = serde_json::json!({"name": "g", "service": "bridge", "kind": "virtio",
+                                     "domain": "trusted", "vm": {"memory_mb": 128}});
+        check(with(vio.clone())).unwrap();
+        let mut bad = vio.clone();
+        bad["program"] = serde_json::json!("firewall");
+        assert_eq!(check(with(bad)).unwrap_err().path, "nfs[1].program");
+        let mut bad = vio.clone();
+        bad["args"] = serde_json::json!(["x"]);
+        assert_eq!(check(with(bad)).unwrap_err().path, "nfs[1].args");
+        let mut long = with(vio);
+        long["run_dir"] = serde_json::json!(format!("/{}", "d".repeat(100)));
+        assert_eq!(check(long).unwrap_err().path, "run_dir");
+        // Guest resources stay refused for process NFs.
+        let mut v = base();
+        v["nfs"][0]["vm"] = serde_json::json!({"memory_mb": 128});
+        assert_eq!(check(v).unwrap_err().path, "nfs[0].vm");
+        let g = serde_json::json!({"name": "g", "service": "b", "kind": "virtio",
+                                   "domain": "trusted"});
+        let c = Config::from_json(&with(g).to_string()).unwrap();
+        assert!(c
+            .vhost_socket("g", VhostDir::ToGuest)
+            .ends_with("vhost-g-to.sock"));
     }
 
     #[test]

@@ -48,11 +48,14 @@ pub enum DropReason {
     /// NSH: a frame from a peer with an invalid or unknown service path header, or one that
     /// could not be encapsulated for a peer (reasons in [`Report::nsh_drops`]).
     Nsh,
+    /// A frame a virtio NF's guest sent for a flow the core never delivered to that NF (a
+    /// frame the guest made up): it enters no chain.
+    VirtioUnknownFlow,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
     /// All reasons in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::NoChain,
@@ -70,6 +73,7 @@ impl DropReason {
         Self::NfRingCorrupt,
         Self::FrameTooBig,
         Self::Nsh,
+        Self::VirtioUnknownFlow,
     ];
 
     /// Stable name, the key in [`Report::drops`].
@@ -90,6 +94,7 @@ impl DropReason {
             Self::NfRingCorrupt => "nf_ring_corrupt",
             Self::FrameTooBig => "frame_too_big",
             Self::Nsh => "nsh",
+            Self::VirtioUnknownFlow => "virtio_unknown_flow",
         }
     }
 
@@ -259,6 +264,12 @@ pub struct NfReport {
     /// its first packet or from an NF that does not measure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycles_per_packet: Option<u64>,
+    /// For a virtio NF (an unmodified guest behind two vhost-user ports): its queues and
+    /// counters. Its `delivered` is what the core transmitted into the guest, `returned` what
+    /// the guest sent back (both counted on its ports too), `held` is 0: a frame in the guest
+    /// has left the core's accounting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtio: Option<VirtioReport>,
 }
 
 /// Per-worker figures: how it polls and how much it slept (adaptive polling).
@@ -273,6 +284,29 @@ pub struct WorkerReport {
     pub sleeps: u64,
     /// Time it spent in those sleeps, ns (measured).
     pub slept_ns: u64,
+}
+
+/// The vhost side of a virtio NF.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VirtioReport {
+    /// The port the core transmits into the guest on.
+    pub to_guest_port: String,
+    /// The port the core receives the guest's frames from.
+    pub from_guest_port: String,
+    /// Both vhost-user links are up (the guest's driver is running).
+    pub link_up: bool,
+    /// Frames the guest's receive queue refused (it had no free buffer: the guest is too
+    /// slow or does not read), dropped as `ring_full` for this NF.
+    pub queue_full: u64,
+    /// Frames from the guest for a flow the core never delivered to it, dropped as
+    /// `virtio_unknown_flow`.
+    pub unknown_flow: u64,
+    /// Free buffers the guest has posted on its receive queue right now (0 with the link
+    /// up: saturated, or a guest that does not read); absent when not obtainable.
+    pub guest_rx_free: Option<u32>,
+    /// Frames the guest has queued for the core and the core has not yet taken.
+    pub guest_tx_pending: Option<u32>,
 }
 
 /// A stats snapshot as served on the control socket and printed at exit.

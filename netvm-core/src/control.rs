@@ -315,8 +315,12 @@ impl Supervisor {
         for (i, was_attached) in removals {
             self.start_remove(sh, i, was_attached, now);
         }
+        // Virtio NFs follow their vhost links, not a slot (`virtio.rs`).
+        for i in crate::virtio::tick(sh) {
+            broadcast(sh, || Command::AddNf(crate::id16(i)));
+        }
         for (i, nf) in sh.nfs.iter().enumerate() {
-            if self.reclaiming.iter().any(|r| r.0 == i) {
+            if self.reclaiming.iter().any(|r| r.0 == i) || nf.virtio.is_some() {
                 continue;
             }
             let Some(id) = nf.ident() else {
@@ -780,6 +784,11 @@ fn nf_remove(sh: &Shared, name: &str) -> Result<NfRemoveAnswer, String> {
     let changes = sh.nf_changes.lock().unwrap_or_else(|p| p.into_inner());
     let i = nf_index(sh, name).ok_or_else(|| format!("no NF named {name:?}"))?;
     let nf = &sh.nfs[i];
+    if nf.virtio.is_some() {
+        return Err(format!(
+            "NF {name:?} is a virtio NF (an unmodified guest on vhost-user ports): it cannot be removed at run time"
+        ));
+    }
     let was = nf.state.swap(nf_state::REMOVING, Ordering::AcqRel);
     if was == nf_state::REMOVING {
         return Err(format!("NF {name:?} is already being removed"));
@@ -965,7 +974,7 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
             }
             let delivered = c.nf_delivered[i].saturating_sub(b.delivered);
             let returned = c.nf_returned[i].saturating_sub(b.returned);
-            NfReport {
+            let r = NfReport {
                 name: id.name.clone(),
                 service: id.service.clone(),
                 domain: dom.name.clone(),
@@ -998,6 +1007,11 @@ pub fn report_from(sh: &Shared, c: &Counters, epoch: u64, consistent: bool, owne
                     let busy = s.counter(netvm_shm::NfCounter::BusyCycles);
                     (pkts > 0 && busy > 0).then(|| busy / pkts)
                 }),
+                virtio: None,
+            };
+            match n.virtio.as_deref() {
+                Some(v) => crate::virtio::fill_report(sh, c, i, v, r),
+                None => r,
             }
         })
         .collect();

@@ -25,6 +25,7 @@ pub mod control;
 pub mod domain;
 pub mod stats;
 pub mod tables;
+pub mod virtio;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -232,6 +233,8 @@ pub struct NfRt {
     pub base: Mutex<NfBase>,
     /// NFs that had the entry so far.
     pub uses: AtomicU64,
+    /// A virtio NF's vhost ports and flow records (`None`: an NF on rings).
+    pub virtio: Option<Box<virtio::VirtioRt>>,
 }
 
 impl NfRt {
@@ -253,6 +256,7 @@ impl NfRt {
             quarantined_for: AtomicU8::new(fault::NONE),
             base: Mutex::new(NfBase::default()),
             uses: AtomicU64::new(0),
+            virtio: None,
         }
     }
 
@@ -356,6 +360,8 @@ pub struct PortRt {
     /// Outer Ethernet destination and source of NSH frames sent here (`peer_mac` or
     /// broadcast; the port's MAC).
     pub nsh_macs: [u8; 12],
+    /// A vhost-user port of a virtio NF (not in the config's port list).
+    pub virtio: Option<virtio::VirtioPort>,
 }
 
 impl PortRt {
@@ -626,6 +632,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                     tx_queues: txq,
                     steer,
                     nsh_macs,
+                    virtio: None,
                 });
             }
             Err(e) => {
@@ -635,6 +642,18 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             }
         }
     }
+    // The vhost-user ports of virtio NFs, after the configured ports.
+    let mut virtio = match virtio::open_ports(&eal, &cfg, &domains, ports.len()) {
+        Ok((vports, rts)) => {
+            ports.extend(vports);
+            rts
+        }
+        Err(e) => {
+            drop(ports);
+            cleanup(&domains);
+            return Err(e);
+        }
+    };
     // One control region per NF (its slot and rings), next to its domain's region: only that
     // NF and the core map it, so an NF can never reach another NF's control words.
     let mut nfs: Vec<NfRt> = Vec::new();
@@ -665,7 +684,8 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                 });
             }
         };
-        let nf = NfRt::free_entry(i % nworkers, nworkers, cfg.nf_quota(n));
+        let mut nf = NfRt::free_entry(i % nworkers, nworkers, cfg.nf_quota(n));
+        nf.virtio = virtio.get_mut(i).and_then(Option::take);
         nf.set_ident(NfIdent {
             name: n.name.clone(),
             service: n.service.clone(),

@@ -70,6 +70,10 @@ pub struct Counters {
     pub path_drops: [[u64; NshDrop::COUNT]; MAX_CHAINS],
     /// Every NSH drop by reason (attributed to a path or not).
     pub nsh_drops: [u64; NshDrop::COUNT],
+    /// Per virtio NF: frames its guest's receive queue refused (dropped as `ring_full`).
+    pub vio_full: [u64; MAX_NFS],
+    /// Per virtio NF: frames from its guest for flows never delivered to it.
+    pub vio_unknown: [u64; MAX_NFS],
 }
 
 impl Default for Counters {
@@ -97,6 +101,8 @@ impl Default for Counters {
             path_decap: [0; MAX_CHAINS],
             path_drops: [[0; NshDrop::COUNT]; MAX_CHAINS],
             nsh_drops: [0; NshDrop::COUNT],
+            vio_full: [0; MAX_NFS],
+            vio_unknown: [0; MAX_NFS],
         }
     }
 }
@@ -138,6 +144,8 @@ impl Counters {
             add_arr(a, b);
         }
         add_arr(&mut self.nsh_drops, &o.nsh_drops);
+        add_arr(&mut self.vio_full, &o.vio_full);
+        add_arr(&mut self.vio_unknown, &o.vio_unknown);
     }
 
     /// Total received.

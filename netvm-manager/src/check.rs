@@ -318,6 +318,23 @@ pub fn manager_checks(cfg: &Config, dir: &Path) -> Result<Vec<Option<PathBuf>>, 
                 crate::vm::check_vm_nf(cfg, dir, i).map_err(|(p, r)| err(p, r))?;
                 programs.push(None);
             }
+            NfKind::Virtio => {
+                // An unmodified guest: no program of ours; `program` is the image's mode
+                // (checked by `Config::validate`).
+                if let (Some(vm), Some(mem)) = (&n.vm, mem) {
+                    if u64::from(vm.memory_mb) << 20 > mem {
+                        return Err(err(
+                            format!("nfs[{i}].vm.memory_mb"),
+                            format!(
+                                "{} MiB is more than the machine's {} MiB of memory",
+                                vm.memory_mb,
+                                mem >> 20
+                            ),
+                        ));
+                    }
+                }
+                programs.push(None);
+            }
         }
         check_nf_files(cfg, dir, i)?;
     }

@@ -52,6 +52,7 @@ pub mod signals;
 pub mod state;
 pub mod sys;
 pub mod up;
+pub mod virtio;
 pub mod vm;
 
 pub use error::ManagerError;

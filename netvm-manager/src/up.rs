@@ -202,7 +202,7 @@ struct Ended {
 /// Runs `config` (see the module docs) and returns the final summary.
 pub fn up(config: &Path, opts: &UpOptions) -> Result<Summary, ManagerError> {
     let loaded = check::load(config, &opts.overrides)?;
-    let guest_image = if loaded.config.nfs.iter().any(|n| n.kind == NfKind::Vm) {
+    let guest_image = if loaded.config.nfs.iter().any(|n| n.kind != NfKind::Process) {
         Some(vm::GuestImage::locate(opts.guest_image.as_deref())?)
     } else {
         None
@@ -383,6 +383,8 @@ impl Instance {
                 })?;
             let (program, args) = if n.kind == NfKind::Vm {
                 self.vm_command(n, Path::new(&region), &control)?
+            } else if n.kind == NfKind::Virtio {
+                self.virtio_command(n)?
             } else {
                 let Some(program) = self.loaded.programs.get(i).cloned().flatten() else {
                     continue;
@@ -398,7 +400,7 @@ impl Instance {
                 args.extend(n.args.iter().cloned());
                 (program, args)
             };
-            if n.kind == NfKind::Vm {
+            if n.kind != NfKind::Process {
                 self.vm_started.push((n.name.clone(), Instant::now()));
             }
             // Each process NF runs as its own unprivileged user in its domain's group: the
@@ -753,6 +755,35 @@ impl Instance {
                 run_dir: &self.state.run_dir,
             },
         )?;
+        Ok((vm::qemu_binary(), args))
+    }
+
+    /// QEMU for a `kind: "virtio"` NF (see [`crate::virtio`]).
+    fn virtio_command(
+        &self,
+        n: &netvm_api::config::NfConfig,
+    ) -> Result<(PathBuf, Vec<String>), ManagerError> {
+        let img = self
+            .guest_image
+            .as_ref()
+            .ok_or_else(|| ManagerError::NoGuestImage {
+                dir: PathBuf::from("(none located)"),
+            })?;
+        let (accel, why) = vm::accel(&img.kernel);
+        note(format!(
+            "virtio NF {}: unmodified guest, QEMU with {} ({why}), vhost-user sockets {} and {}",
+            n.name,
+            accel.name(),
+            self.loaded
+                .config
+                .vhost_socket(&n.name, netvm_api::config::VhostDir::ToGuest)
+                .display(),
+            self.loaded
+                .config
+                .vhost_socket(&n.name, netvm_api::config::VhostDir::FromGuest)
+                .display()
+        ));
+        let args = crate::virtio::qemu_args(&self.loaded.config, img, accel, n)?;
         Ok((vm::qemu_binary(), args))
     }
 

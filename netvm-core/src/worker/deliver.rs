@@ -115,6 +115,11 @@ impl State {
         hash: u32,
     ) {
         let nfr = &sh.nfs[usize::from(nf)];
+        if let Some(v) = nfr.virtio.as_deref() {
+            // An unmodified guest behind vhost-user ports (`worker/vhost.rs`).
+            self.deliver_virtio(sh, m, nf, v, chain, pos, in_port, hash);
+            return;
+        }
         let mut d = &sh.domains[usize::from(dom)];
         if nfr.domain() != dom {
             // Crossing a trust domain: copy into a buffer of the destination domain.

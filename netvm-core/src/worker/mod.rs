@@ -39,6 +39,7 @@ mod returns;
 mod rx;
 mod tap;
 mod tx;
+mod vhost;
 
 /// Packets per burst.
 pub const BURST: usize = 32;

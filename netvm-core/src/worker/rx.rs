@@ -42,6 +42,11 @@ impl State {
             self.rx_nsh_port(sh, t, n, pidx);
             return n;
         }
+        if let Some(crate::virtio::VirtioPort::FromGuest(nf)) = port.virtio {
+            // A virtio NF's guest sent these back (`worker/vhost.rs`).
+            self.rx_virtio(sh, t, n, pidx, nf);
+            return n;
+        }
         if port.steer {
             // Several queues, no RSS: the core's flow hash decides each frame's worker.
             for i in 0..n {

@@ -51,10 +51,18 @@ impl State {
         };
         let pkts = q.pkts;
         let mut sent_bytes = bytes;
+        // A virtio NF's guest queue that takes fewer is that NF's full ring (`ring_full`).
+        let why = match sh.ports[usize::from(port)].virtio {
+            Some(crate::virtio::VirtioPort::ToGuest(nf)) => {
+                self.c.vio_full[usize::from(nf)] += (n - sent) as u64;
+                DropReason::RingFull
+            }
+            _ => DropReason::TxFull,
+        };
         for &m in &pkts[sent..n] {
             // SAFETY: unsent mbufs are still ours.
             sent_bytes -= u64::from(unsafe { (*m).data_len });
-            self.free(m, DropReason::TxFull);
+            self.free(m, why);
         }
         self.c.port_tx[usize::from(port)] += sent as u64;
         self.c.port_tx_bytes[usize::from(port)] += sent_bytes;
