@@ -13,5 +13,5 @@ export NSH_BENCH_SECS=${1:-5}
 export NSH_BENCH_ROUNDS=${2:-2}
 cargo build --release -q -p netvm-core -p netvm-nfs
 cargo run --release -q -p netvm-wire --example nsh_cost
-cargo test --release -q -p netvm-tests --test nsh_path -- --ignored --nocapture nsh_split_rate 2>&1 \
+cargo run --release -q -p netvm-tests --example nsh_split_rate 2>&1 \
   | grep -E '^(nsh_split_rate|  round)'
