@@ -66,7 +66,7 @@ for r in $(seq 1 "$ROUNDS"); do
     done
   done
 done
-summ() { python3 -c 'import sys,statistics as s; v=[float(x.split("(")[0]) for x in sys.argv[1:]]; print(f"median {s.median(v):6.2f}  range {min(v):.2f}-{max(v):.2f}  ({" ".join(sys.argv[1:])})")' $1; }
+summ() { python3 -c 'import sys,statistics as s; v=[float(x.split("(")[0]) for x in sys.argv[1:]]; j=" ".join(sys.argv[1:]); print(f"median {s.median(v):6.2f}  range {min(v):.2f}-{max(v):.2f}  ({j})")' $1; }
 for nf in 0 1; do
   name=$([ "$nf" = 0 ] && echo "port->port" || echo "1 NF (l2fwd)")
   for w in 1 2; do
