@@ -177,7 +177,14 @@ impl EalBuilder {
         // --in-memory; without hugepages there are no hugepage files to keep off the
         // filesystem anyway, and --no-shconf keeps the shared config off it.
         let no_huge = self.no_huge_mb.is_some() || self.extra.iter().any(|x| x == "--no-huge");
-        a.push(if no_huge { "--no-shconf" } else { "--in-memory" }.into());
+        a.push(
+            if no_huge {
+                "--no-shconf"
+            } else {
+                "--in-memory"
+            }
+            .into(),
+        );
         a.push("--no-telemetry".into());
         let prefix = self.file_prefix.clone().unwrap_or_else(|| {
             format!(
@@ -545,7 +552,8 @@ impl Eal {
     pub fn lcore_cpu(&self, lcore: u32) -> Option<u32> {
         // SAFETY: plain query; returns RTE_MAX_LCORE-ish garbage for an unknown id, which is
         // bounded by the lcore count check first.
-        (lcore < self.lcore_count()).then(|| unsafe { sys::rte_lcore_to_cpu_id(lcore as i32) })
+        (lcore < self.lcore_count())
+            .then(|| unsafe { sys::rte_lcore_to_cpu_id(lcore as i32) })
             .and_then(|c| u32::try_from(c).ok())
     }
 }

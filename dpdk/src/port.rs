@@ -97,7 +97,8 @@ pub struct PortConfig {
 pub mod rss_hf {
     /// IPv4, fragmented IPv4, other IPv4, IPv6, fragmented IPv6, other IPv6, IPv6 with
     /// extension headers (`RTE_ETH_RSS_IP`).
-    pub const IP: u64 = (1 << 2) | (1 << 3) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 13) | (1 << 15);
+    pub const IP: u64 =
+        (1 << 2) | (1 << 3) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 13) | (1 << 15);
     /// TCP over IPv4/IPv6 (`RTE_ETH_RSS_TCP`).
     pub const TCP: u64 = (1 << 4) | (1 << 10) | (1 << 16);
     /// UDP over IPv4/IPv6 (`RTE_ETH_RSS_UDP`).

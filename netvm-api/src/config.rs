@@ -133,7 +133,6 @@ impl<'de> Deserialize<'de> for Poll {
     }
 }
 
-
 fn default_spare_nfs() -> u32 {
     4
 }
@@ -1278,13 +1277,17 @@ mod tests {
             let mut j = base();
             j["poll"] = bad;
             let e = check(j).unwrap_err();
-            assert!(e.reason.contains("poll") || e.reason.contains("string"), "{e}");
+            assert!(
+                e.reason.contains("poll") || e.reason.contains("string"),
+                "{e}"
+            );
         }
         let mut j = base();
         j["poll"] = serde_json::json!("sleepy");
         let e = check(j).unwrap_err();
         assert!(
-            e.reason.starts_with("poll: \"sleepy\" is not \"busy\" or \"adaptive\""),
+            e.reason
+                .starts_with("poll: \"sleepy\" is not \"busy\" or \"adaptive\""),
             "{e}"
         );
     }
@@ -1298,7 +1301,9 @@ mod tests {
         j["poll_max_sleep_us"] = serde_json::json!(250);
         check(j.clone()).unwrap();
         assert_eq!(
-            Config::from_json(&j.to_string()).unwrap().poll_max_sleep_us(),
+            Config::from_json(&j.to_string())
+                .unwrap()
+                .poll_max_sleep_us(),
             250
         );
         for (poll, us, why) in [

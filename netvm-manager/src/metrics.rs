@@ -881,7 +881,10 @@ mod tests {
             "7"
         );
         assert_eq!(
-            value(&samples, &format!("netvm_worker_slept_seconds_total{{{w}}}")),
+            value(
+                &samples,
+                &format!("netvm_worker_slept_seconds_total{{{w}}}")
+            ),
             "1.5"
         );
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use netvm_tests::netns::{mac_text, VethPair};
+use netvm_tests::netns::{start_split, Split, VethPair};
 use netvm_tests::traffic::{self, Load};
 use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
 use serde_json::{json, Value};
@@ -120,45 +120,20 @@ fn nsh_split_rate() {
             std::fs::write(&rules, "default allow\n").unwrap();
             let routes = dir_b.path("routes");
             std::fs::write(&routes, Load::routes(1)).unwrap();
-            let cfg_b = json!({
-                "name": "nsh-rb", "workers": [{"cpu": worker_cpu()}], "eal": eal_section(),
-                "domains": [{"name": "edge", "buffers": 8192}],
-                "ports": [
-                    {"name": "wan", "device": format!("net_af_packet0,iface={}", link.veth_b), "domain": "edge"},
-                    {"name": "out", "device": "net_null1,no-rx=1", "domain": "edge"}
-                ],
-                "nfs": [{"name": "l3", "service": "l3fwd", "domain": "edge"}],
-                "chains": [{"name": "web", "path_id": 9,
-                            "services": [{"service": "firewall", "at": "wan"}, "l3fwd"], "egress": "out"}]
-            });
-            let cfg_a = json!({
-                "name": "nsh-ra", "workers": [{"cpu": worker_cpu()}], "eal": eal_section(),
-                "domains": [{"name": "edge", "buffers": 8192}],
-                "ports": [
-                    {"name": "in", "device": format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()), "domain": "edge"},
-                    {"name": "wan", "device": format!("net_af_packet0,iface={}", link.veth_a), "domain": "edge",
-                     "peer_mac": mac_text(&link.mac_b)}
-                ],
-                "nfs": [{"name": "fw1", "service": "firewall", "domain": "edge"}],
-                "chains": [{"name": "web", "path_id": 9, "match": {"in_port": "in"},
-                            "services": ["firewall", {"service": "l3fwd", "at": "wan"}]}]
-            });
-            let mut b = Core::start_in(cfg_b, dir_b, &[], Some(&link.b), true);
-            b.spawn_nf(
-                "l3fwd",
-                "l3",
-                "edge",
-                &["--routes".into(), routes.display().to_string()],
+            let (mut a, mut b) = start_split(
+                &Split {
+                    link: &link,
+                    name: "nsh-r",
+                    path_id: 9,
+                    in_dev: format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
+                    out_dev: "net_null1,no-rx=1".into(),
+                    buffers: 8192,
+                    rules: &rules,
+                    routes: &routes,
+                },
+                dir_a,
+                dir_b,
             );
-            b.wait_running();
-            let mut a = Core::start_in(cfg_a, dir_a, &[], Some(&link.a), false);
-            a.spawn_nf(
-                "firewall",
-                "fw1",
-                "edge",
-                &["--rules".into(), rules.display().to_string()],
-            );
-            a.wait_running();
             let (r, s) = out_rate(&b, "out", secs);
             let sa = a.ctl(&json!({"cmd": "stats"}))["stats"].clone();
             println!(

@@ -441,7 +441,11 @@ impl Drop for Core {
         // DPDK's runtime directory of a core that was killed (`netvm-PID-N`).
         if let Some(pid) = core_pid {
             let pre = format!("netvm-{pid}-");
-            for e in std::fs::read_dir("/var/run/dpdk").into_iter().flatten().flatten() {
+            for e in std::fs::read_dir("/var/run/dpdk")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if e.file_name().to_string_lossy().starts_with(&pre) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }

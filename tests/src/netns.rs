@@ -103,3 +103,81 @@ impl Drop for VethPair {
         let _ = ip(&["link", "del", &self.veth_a]);
     }
 }
+
+/// What [`start_split`] runs: the fw → l3fwd chain split over two instances on a veth pair.
+pub struct Split<'a> {
+    /// The link between the instances.
+    pub link: &'a VethPair,
+    /// Instance names are `{name}-a` and `{name}-b`.
+    pub name: &'a str,
+    /// NSH service path id of the chain.
+    pub path_id: u32,
+    /// Device string of A's input port `in`.
+    pub in_dev: String,
+    /// Device string of B's output port `out`.
+    pub out_dev: String,
+    /// Buffers per domain.
+    pub buffers: u32,
+    /// The firewall's rules file (A) and l3fwd's routes file (B).
+    pub rules: &'a std::path::Path,
+    /// l3fwd's routes file.
+    pub routes: &'a std::path::Path,
+}
+
+/// Starts B (namespace `link.b`: `wan` ← NSH → l3fwd → `out`) and then A (namespace `link.a`:
+/// `in` → firewall → NSH onto `wan`), one chain declared top to bottom in both configs;
+/// returns (A, B) with their NFs attached and traffic running.
+pub fn start_split(
+    s: &Split<'_>,
+    dir_a: crate::Scratch,
+    dir_b: crate::Scratch,
+) -> (crate::Core, crate::Core) {
+    use serde_json::json;
+    let (link, path_id) = (s.link, s.path_id);
+    let cfg_b = json!({
+        "name": format!("{}-b", s.name),
+        "workers": [{"cpu": crate::worker_cpu()}],
+        "eal": crate::eal_section(),
+        "domains": [{"name": "edge", "buffers": s.buffers}],
+        "ports": [
+            {"name": "wan", "device": format!("net_af_packet0,iface={}", link.veth_b), "domain": "edge",
+             "peer_mac": mac_text(&link.mac_a)},
+            {"name": "out", "device": s.out_dev, "domain": "edge"}
+        ],
+        "nfs": [{"name": "l3", "service": "l3fwd", "domain": "edge"}],
+        "chains": [{"name": "web", "path_id": path_id,
+                    "services": [{"service": "firewall", "at": "wan"}, "l3fwd"],
+                    "egress": "out"}]
+    });
+    let cfg_a = json!({
+        "name": format!("{}-a", s.name),
+        "workers": [{"cpu": crate::worker_cpu()}],
+        "eal": crate::eal_section(),
+        "domains": [{"name": "edge", "buffers": s.buffers}],
+        "ports": [
+            {"name": "in", "device": s.in_dev, "domain": "edge"},
+            {"name": "wan", "device": format!("net_af_packet0,iface={}", link.veth_a), "domain": "edge",
+             "peer_mac": mac_text(&link.mac_b)}
+        ],
+        "nfs": [{"name": "fw1", "service": "firewall", "domain": "edge"}],
+        "chains": [{"name": "web", "path_id": path_id, "match": {"in_port": "in"},
+                    "services": ["firewall", {"service": "l3fwd", "at": "wan"}]}]
+    });
+    let mut b = crate::Core::start_in(cfg_b, dir_b, &[], Some(&link.b), true);
+    b.spawn_nf(
+        "l3fwd",
+        "l3",
+        "edge",
+        &["--routes".into(), s.routes.display().to_string()],
+    );
+    b.wait_running();
+    let mut a = crate::Core::start_in(cfg_a, dir_a, &[], Some(&link.a), false);
+    a.spawn_nf(
+        "firewall",
+        "fw1",
+        "edge",
+        &["--rules".into(), s.rules.display().to_string()],
+    );
+    a.wait_running();
+    (a, b)
+}

@@ -105,10 +105,9 @@ fn traffic_after_an_idle_sleep_is_forwarded_exactly() {
     );
     let code = gen.wait_timeout(Duration::from_secs(60));
     assert_eq!(code, Some(0), "netvm-pktgen failed:\n{}", gen.log_text());
-    let rep: Value = serde_json::from_str(
-        &std::fs::read_to_string(&json_out).expect("pktgen report"),
-    )
-    .expect("pktgen json");
+    let rep: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_out).expect("pktgen report"))
+            .expect("pktgen json");
     let sent = rep["sent"].as_u64().expect("sent");
     assert!(sent > 1000, "{rep:#}");
     assert_eq!(rep["received"].as_u64(), Some(sent), "{rep:#}");
@@ -128,8 +127,16 @@ fn traffic_after_an_idle_sleep_is_forwarded_exactly() {
     assert_eq!(report["ports"][0]["rx"].as_u64(), Some(sent), "{report:#}");
     assert_eq!(report["ports"][1]["tx"].as_u64(), Some(sent), "{report:#}");
     assert_eq!(report["dropped"], 0, "{report:#}");
-    assert_eq!(report["nfs"][0]["delivered"].as_u64(), Some(sent), "{report:#}");
-    assert_eq!(report["nfs"][0]["returned"].as_u64(), Some(sent), "{report:#}");
+    assert_eq!(
+        report["nfs"][0]["delivered"].as_u64(),
+        Some(sent),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["nfs"][0]["returned"].as_u64(),
+        Some(sent),
+        "{report:#}"
+    );
     assert!(sleeps(&report) > before_idle, "{report:#}");
     println!(
         "worker slept {} times before the traffic, {before_idle} by its end, {} in all; \

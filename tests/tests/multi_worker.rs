@@ -121,7 +121,10 @@ fn two_workers_steer_flows_share_a_tx_queue_and_keep_order() {
     // second queue's poller and TX through the only queue's owner).
     for name in ["a", "b"] {
         let w = by_worker(&st, name);
-        assert!(w.len() == 2 && w[0] > 0 && w[1] > 0, "{name}: {w:?}\n{st:#}");
+        assert!(
+            w.len() == 2 && w[0] > 0 && w[1] > 0,
+            "{name}: {w:?}\n{st:#}"
+        );
     }
     assert!(u(&st["handoffs"]) > 0, "{st:#}");
     // Each NF measures its own busy cycles; the core shows them per packet.
@@ -209,5 +212,11 @@ fn nf_fed_by_two_workers_killed_under_load_gives_every_buffer_back() {
     let report = core.shutdown();
     assert_eq!(report["accounting_ok"], true, "{report:#}");
     assert_eq!(report["pools_full"], true, "{report:#}");
-    assert_eq!(report["held_at_shutdown"].as_object().map_or(0, |m| m.len()), 0, "{report:#}");
+    assert_eq!(
+        report["held_at_shutdown"]
+            .as_object()
+            .map_or(0, |m| m.len()),
+        0,
+        "{report:#}"
+    );
 }

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use netvm_tests::netns::{mac_text, VethPair};
+use netvm_tests::netns::{start_split, Split, VethPair};
 use netvm_tests::traffic::{self, Load};
 use netvm_tests::{eal_section, worker_cpu, Core, Proc, Scratch};
 use serde_json::{json, Value};
@@ -63,6 +63,24 @@ fn path(report: &Value, id: u32) -> &Value {
         .as_array()
         .and_then(|a| a.iter().find(|p| p["path_id"] == id))
         .unwrap_or_else(|| panic!("no path {id} in {report:#}"))
+}
+
+/// Complete records in a classic pcap file that may still be being written.
+fn pcap_records(file: &std::path::Path) -> u64 {
+    let Ok(b) = std::fs::read(file) else {
+        return 0;
+    };
+    let (mut off, mut n) = (24usize, 0u64);
+    while off + 16 <= b.len() {
+        let caplen =
+            u32::from_le_bytes([b[off + 8], b[off + 9], b[off + 10], b[off + 11]]) as usize;
+        if off + 16 + caplen > b.len() {
+            break;
+        }
+        off += 16 + caplen;
+        n += 1;
+    }
+    n
 }
 
 /// dumpcap on an interface of a namespace, writing classic pcap; waits until it captures.
@@ -113,51 +131,20 @@ fn chain_split_over_two_instances_in_two_namespaces() {
 
     // One declaration of the chain, read top to bottom in both configs: firewall on A, l3fwd
     // on B; each instance names its own hop and the peer's with `at`.
-    let cfg_b = json!({
-        "name": "nsh-b",
-        "workers": [{"cpu": worker_cpu()}],
-        "eal": eal_section(),
-        "domains": [{"name": "edge", "buffers": 1024}],
-        "ports": [
-            {"name": "wan", "device": format!("net_af_packet0,iface={}", link.veth_b), "domain": "edge",
-             "peer_mac": mac_text(&link.mac_a)},
-            {"name": "out", "device": format!("net_pcap1,tx_pcap={}", output.display()), "domain": "edge"}
-        ],
-        "nfs": [{"name": "l3", "service": "l3fwd", "domain": "edge"}],
-        "chains": [{"name": "web", "path_id": PATH,
-                    "services": [{"service": "firewall", "at": "wan"}, "l3fwd"],
-                    "egress": "out"}]
-    });
-    let cfg_a = json!({
-        "name": "nsh-a",
-        "workers": [{"cpu": worker_cpu()}],
-        "eal": eal_section(),
-        "domains": [{"name": "edge", "buffers": 1024}],
-        "ports": [
-            {"name": "in", "device": format!("net_pcap0,rx_pcap={}", input.display()), "domain": "edge"},
-            {"name": "wan", "device": format!("net_af_packet0,iface={}", link.veth_a), "domain": "edge",
-             "peer_mac": mac_text(&link.mac_b)}
-        ],
-        "nfs": [{"name": "fw1", "service": "firewall", "domain": "edge"}],
-        "chains": [{"name": "web", "path_id": PATH, "match": {"in_port": "in"},
-                    "services": ["firewall", {"service": "l3fwd", "at": "wan"}]}]
-    });
-    let mut b = Core::start_in(cfg_b, dir_b, &[], Some(&link.b), true);
-    b.spawn_nf(
-        "l3fwd",
-        "l3",
-        "edge",
-        &["--routes".into(), routes.display().to_string()],
+    let (mut a, mut b) = start_split(
+        &Split {
+            link: &link,
+            name: "nsh",
+            path_id: PATH,
+            in_dev: format!("net_pcap0,rx_pcap={}", input.display()),
+            out_dev: format!("net_pcap1,tx_pcap={}", output.display()),
+            buffers: 1024,
+            rules: &rules,
+            routes: &routes,
+        },
+        dir_a,
+        dir_b,
     );
-    b.wait_running();
-    let mut a = Core::start_in(cfg_a, dir_a, &[], Some(&link.a), false);
-    a.spawn_nf(
-        "firewall",
-        "fw1",
-        "edge",
-        &["--rules".into(), rules.display().to_string()],
-    );
-    a.wait_running();
 
     a.wait_stats(Duration::from_secs(60), |s| {
         u(&s["received"]) == n_in && s["in_flight"] == 0 && u(&s["transmitted"]) == n_wire
@@ -167,8 +154,12 @@ fn chain_split_over_two_instances_in_two_namespaces() {
     });
     let ra = a.shutdown();
     let rb = b.shutdown();
-    // Let dumpcap write what it has, then stop it.
-    std::thread::sleep(Duration::from_millis(300));
+    // Stop dumpcap once it has written every frame B received from the wire (it writes as it
+    // reads; a frame still in its socket buffer would be lost by stopping it earlier).
+    let end = Instant::now() + Duration::from_secs(10);
+    while pcap_records(&wire) < n_wire && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(capture);
 
     // Instance A: firewall, then every passed frame encapsulated onto the wire.
@@ -447,4 +438,3 @@ fn hostile_nsh_from_the_wire_is_counted_by_reason() {
     assert_eq!(u(&r["transmitted"]), passes.len() as u64);
     assert_eq!(u(&r["received"]), n);
 }
-

@@ -46,8 +46,7 @@ pub const PAUSES: u32 = 32;
 pub const MIN_SLEEP_NS: u64 = 10_000;
 /// The default longest sleep (config `poll_max_sleep_us`): the bound on the delay before new
 /// work is picked up.
-pub const DEFAULT_MAX_SLEEP_NS: u64 =
-    netvm_api::config::DEFAULT_POLL_MAX_SLEEP_US as u64 * 1000;
+pub const DEFAULT_MAX_SLEEP_NS: u64 = netvm_api::config::DEFAULT_POLL_MAX_SLEEP_US as u64 * 1000;
 /// Timer slack of an adaptive worker thread (Linux's default, 50 µs, would stretch every
 /// sleep by up to that much).
 pub const TIMER_SLACK_NS: u64 = 1_000;
@@ -290,10 +289,7 @@ mod tests {
         // A fresh idle period starts over: busy, pause, then the shortest sleep first.
         assert_eq!(b.idle(t + 1), Step::Poll);
         assert_eq!(b.idle(t + 1 + PAUSE_AFTER_NS), Step::Pause);
-        assert_eq!(
-            b.idle(t + 1 + SLEEP_AFTER_NS),
-            Step::Sleep(MIN_SLEEP_NS)
-        );
+        assert_eq!(b.idle(t + 1 + SLEEP_AFTER_NS), Step::Sleep(MIN_SLEEP_NS));
     }
 
     #[test]

@@ -23,18 +23,18 @@ use dpdk::sys::{self, rte_mbuf};
 use netvm_shm::{Consumer, Descriptor, Producer};
 
 use crate::capture::Tap;
-use handoff::Handoff;
 use crate::stats::{Counters, DropReason};
 use crate::tables::Tables;
 use crate::{nf_state, Shared};
 use flow::FlowCache;
+use handoff::Handoff;
 
 mod deliver;
 mod flow;
 pub(crate) mod handoff;
-mod place;
 pub mod idle;
 mod nsh;
+mod place;
 mod returns;
 mod rx;
 mod tap;
@@ -179,11 +179,10 @@ impl Worker {
             nworkers: crate::id32(shared.commands.len()).max(1),
             tap: None,
         };
-        let adaptive = (shared.config.poll == crate::config::Poll::Adaptive)
-            .then(|| {
-                let max_us = u64::from(shared.config.poll_max_sleep_us());
-                idle::Adaptive::new(shared.eal.tsc_hz(), max_us * 1000)
-            });
+        let adaptive = (shared.config.poll == crate::config::Poll::Adaptive).then(|| {
+            let max_us = u64::from(shared.config.poll_max_sleep_us());
+            idle::Adaptive::new(shared.eal.tsc_hz(), max_us * 1000)
+        });
         Self {
             shared,
             tables,
@@ -240,9 +239,8 @@ impl Worker {
                 self.control(&sh);
             }
             let all_draining = sh.draining.load(Ordering::SeqCst) >= sh.commands.len();
-            let quiet = all_draining
-                && sh.nfs.iter().all(|n| n.held() == 0)
-                && self.st.inbound_empty(&sh);
+            let quiet =
+                all_draining && sh.nfs.iter().all(|n| n.held() == 0) && self.st.inbound_empty(&sh);
             if quiet || Instant::now() >= end {
                 break;
             }
