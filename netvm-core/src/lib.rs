@@ -350,10 +350,6 @@ pub struct PortRt {
     pub port: Port,
     /// Packets per second received from it at most, all queues together (`None`: unlimited).
     pub rx_rate_pps: Option<u64>,
-    /// RX queues opened.
-    pub rx_queues: u16,
-    /// TX queues opened (one per worker where the device offers that many).
-    pub tx_queues: u16,
     /// Several RX queues and no RSS in the device: the core's flow hash steers frames to
     /// workers (see `worker::handoff`).
     pub steer: bool,
@@ -369,13 +365,13 @@ impl PortRt {
     /// [`PortRt::tx_owner`]).
     #[inline]
     pub fn txq_of_worker(&self, w: usize) -> Option<u16> {
-        u16::try_from(w).ok().filter(|&q| q < self.tx_queues)
+        u16::try_from(w).ok().filter(|&q| q < self.port.tx_queues())
     }
 
     /// The worker that transmits worker `w`'s frames for this port (itself if it has a queue).
     #[inline]
     pub fn tx_owner(&self, w: usize) -> usize {
-        w % usize::from(self.tx_queues.max(1))
+        w % usize::from(self.port.tx_queues().max(1))
     }
 }
 
@@ -612,7 +608,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         });
         match r {
             Ok(port) => {
-                let (rxq, txq) = (port.rx_queues(), port.tx_queues());
+                let rxq = port.rx_queues();
                 let steer = rxq > 1 && port.rss() == 0 && nworkers > 1;
                 let mut nsh_macs = [0xffu8; 12];
                 if let Some(peer) = p
@@ -628,8 +624,6 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
                     domain: d,
                     port,
                     rx_rate_pps: p.rx_rate_pps,
-                    rx_queues: rxq,
-                    tx_queues: txq,
                     steer,
                     nsh_macs,
                     virtio: None,
@@ -925,7 +919,7 @@ fn run_built(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Report, CoreErro
     let queues_of = |w: usize| -> Vec<(u16, u16)> {
         let mut v = Vec::new();
         for (p, port) in shared.ports.iter().enumerate() {
-            for q in 0..port.rx_queues {
+            for q in 0..port.port.rx_queues() {
                 if shared.config.rx_queue_worker(p, usize::from(q)) == w {
                     v.push((id16(p), q));
                 }

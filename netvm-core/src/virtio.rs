@@ -166,8 +166,6 @@ pub(crate) fn open_ports(
             ports.push(crate::PortRt {
                 name,
                 domain: crate::id16(d),
-                rx_queues: port.rx_queues(),
-                tx_queues: port.tx_queues(),
                 port,
                 rx_rate_pps: None,
                 steer: false,

@@ -60,33 +60,17 @@ pub fn qemu_args(
         vcpus: 1,
     });
     let mode = nf.program.as_deref().unwrap_or("bridge");
-    let mut a: Vec<String> = vec!["-accel".into(), accel.name().into()];
-    if accel == Accel::Kvm {
-        a.extend(["-cpu".into(), "host".into()]);
-    }
     let mem = format!("{}M", vm.memory_mb);
-    a.extend([
-        "-name".into(),
-        format!("netvm-{}", nf.name),
-        "-m".into(),
-        mem.clone(),
-        "-smp".into(),
-        vm.vcpus.to_string(),
-        "-nodefaults".into(),
-        "-no-user-config".into(),
-        "-display".into(),
-        "none".into(),
-        "-monitor".into(),
-        "none".into(),
-        "-serial".into(),
-        "stdio".into(),
-        "-no-reboot".into(),
-        "-kernel".into(),
-        img.kernel.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
+    let mut a = crate::vm::qemu_base_args(
+        accel,
+        &nf.name,
+        &mem,
+        vm.vcpus,
+        &img.kernel,
+        &initrd,
         format!("console=ttyS0 quiet panic=-1 netvm.mode={mode}"),
+    );
+    a.extend([
         // vhost-user needs the guest's RAM shared with the backend (the core).
         "-object".into(),
         format!("memory-backend-memfd,id=mem,size={mem},share=on"),

@@ -370,32 +370,16 @@ pub fn qemu_args(
     }
     let id = format!("netvm-{}", g.nf.domain);
     let ctl_id = format!("netvm-ctl-{}", g.nf.name);
-    let mut a: Vec<String> = vec!["-accel".into(), accel.name().into()];
-    if accel == Accel::Kvm {
-        a.extend(["-cpu".into(), "host".into()]);
-    }
-    a.extend([
-        "-name".into(),
-        format!("netvm-{}", g.nf.name),
-        "-m".into(),
-        vm.memory_mb.to_string(),
-        "-smp".into(),
-        vm.vcpus.to_string(),
-        "-nodefaults".into(),
-        "-no-user-config".into(),
-        "-display".into(),
-        "none".into(),
-        "-monitor".into(),
-        "none".into(),
-        "-serial".into(),
-        "stdio".into(),
-        "-no-reboot".into(),
-        "-kernel".into(),
-        img.kernel.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
+    let mut a = qemu_base_args(
+        accel,
+        &g.nf.name,
+        &vm.memory_mb.to_string(),
+        vm.vcpus,
+        &img.kernel,
+        &initrd,
         cmdline,
+    );
+    a.extend([
         "-object".into(),
         format!(
             "memory-backend-file,id={id},mem-path={},size={},share=on",
@@ -464,6 +448,48 @@ pub fn check_vm_nf(cfg: &Config, dir: &Path, i: usize) -> Result<(), (String, St
     Ok(())
 }
 
+/// The QEMU arguments every netvm guest starts with: accelerator, name, memory (`mem`, as
+/// `-m` takes it), vCPUs, no default devices, serial console on stdio, direct kernel boot of
+/// `kernel` with `initrd` and command line `append`.
+pub(crate) fn qemu_base_args(
+    accel: Accel,
+    nf_name: &str,
+    mem: &str,
+    vcpus: u32,
+    kernel: &std::path::Path,
+    initrd: &std::path::Path,
+    append: String,
+) -> Vec<String> {
+    let mut a: Vec<String> = vec!["-accel".into(), accel.name().into()];
+    if accel == Accel::Kvm {
+        a.extend(["-cpu".into(), "host".into()]);
+    }
+    a.extend([
+        "-name".into(),
+        format!("netvm-{nf_name}"),
+        "-m".into(),
+        mem.to_owned(),
+        "-smp".into(),
+        vcpus.to_string(),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-monitor".into(),
+        "none".into(),
+        "-serial".into(),
+        "stdio".into(),
+        "-no-reboot".into(),
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append,
+    ]);
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,3 +532,4 @@ mod tests {
         assert_eq!(&c[t - 110..t - 104], b"070701");
     }
 }
+

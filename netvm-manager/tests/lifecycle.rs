@@ -7,7 +7,7 @@
 mod common;
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -126,17 +126,6 @@ fn demo_runs_and_accounts_for_every_packet() {
     assert_eq!(started_pids(&err).len(), 3, "core + 2 NFs: {ctx}");
     assert_clean(&err, &run_dir);
     assert_eq!(nr_hugepages(), hp_before, "hugepage pool changed: {ctx}");
-}
-
-fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

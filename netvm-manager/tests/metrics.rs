@@ -55,17 +55,6 @@ fn promtool_check(text: &str) {
     );
 }
 
-fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A plain HTTP/1.0 GET (no chunked answers); returns (status line, headers, body).
 fn http_get(addr: &str, path: &str) -> std::io::Result<(String, String, String)> {
     let mut s = TcpStream::connect(addr)?;

@@ -388,6 +388,27 @@ impl Core {
         }
     }
 
+    /// Waits (30 s at most) until the core's status shows NF `nf` attached.
+    pub fn wait_attached(&self, nf: &str) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = self.ctl(&serde_json::json!({"cmd": "status"}));
+            let attached = st["nfs"]
+                .as_array()
+                .and_then(|a| a.iter().find(|n| n["name"] == nf))
+                .is_some_and(|n| n["state"] == "attached");
+            if attached {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{nf} never attached: {st:#}\n{}",
+                self.nf_logs()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Shuts the core down and returns its final report (from `--summary`), asserting a clean
     /// exit. NFs are stopped afterwards (they see SIGTERM).
     pub fn shutdown(&mut self) -> Value {

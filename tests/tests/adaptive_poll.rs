@@ -10,7 +10,7 @@
 //! Synchronisation is by the stats (polled over the control socket, which must answer while
 //! the worker sleeps), never by sleeping; nothing is timed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netvm_tests::traffic::{read_pcap, write_pcap};
 use netvm_tests::{bin, eal_section, worker_cpu, Core, Proc, Scratch};
@@ -178,15 +178,7 @@ fn nf_returns_after_an_idle_sleep_are_all_taken_back() {
         "d",
         &["--dst-mac".into(), "02:00:00:00:00:77".into()],
     );
-    let end = Instant::now() + Duration::from_secs(30);
-    while core.ctl(&json!({"cmd": "status"}))["nfs"][0]["state"] != "attached" {
-        assert!(
-            Instant::now() < end,
-            "fa never attached\n{}",
-            core.nf_logs()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    core.wait_attached("fa");
     // The NF stops: every packet waits in its RX ring and nothing moves in the core.
     core.nfs[0].signal(libc::SIGSTOP);
     core.spawn_nf("monitor", "gate", "d", &[]);

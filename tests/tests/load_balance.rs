@@ -170,19 +170,11 @@ fn least_loaded_shifts_new_flows_away_from_a_full_ring() {
 
 /// Waits until NF `i` (config order) is attached, then stops it (SIGSTOP): its rings fill.
 fn attach_then_stop(core: &mut Core, i: usize) {
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let st = core.ctl(&json!({"cmd": "status"}));
-        if st["nfs"][i]["state"] == "attached" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "nf {i} never attached: {st:#}\n{}",
-            core.nf_logs()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let name = core.ctl(&json!({"cmd": "status"}))["nfs"][i]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    core.wait_attached(&name);
     stop(core, i);
 }
 

@@ -4,7 +4,7 @@
 //! reused); the chain that was never touched loses nothing. Refusals (name taken, unknown
 //! domain, no free entry) are one line and change nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use netvm_tests::traffic::{flow_frames, read_pcap, write_pcap};
 use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
@@ -48,26 +48,6 @@ fn assert_cyclic_run(got: &[Vec<u8>], want: &[Vec<u8>], from_start: bool, what: 
             got.len(),
             (o + k) % want.len()
         );
-    }
-}
-
-fn wait_attached(core: &mut Core, nf: &str) {
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        let st = core.ctl(&json!({"cmd": "status"}));
-        let state = st["nfs"]
-            .as_array()
-            .and_then(|a| a.iter().find(|n| n["name"] == nf))
-            .map(|n| n["state"].clone());
-        if state == Some(json!("attached")) {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "{nf} never attached: {st:#}\n{}",
-            core.nf_logs()
-        );
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -169,7 +149,7 @@ fn run(workers: Value, name: &str) {
         "d",
         &["--dst-mac".into(), "02:00:00:00:00:88".into()],
     );
-    wait_attached(&mut core, "fb");
+    core.wait_attached("fb");
     let r = core.ctl(&json!({"cmd": "set_chains", "chains": chains}));
     assert_eq!(r["ok"], true, "{r}");
     let st = core.wait_stats(Duration::from_secs(30), |s| {

@@ -155,7 +155,7 @@ impl Worker {
                 let port = &shared.ports[usize::from(p)];
                 // Each queue of a rate-limited port gets an equal share of its rate.
                 port.rx_rate_pps.map(|r| {
-                    let share = (r / u64::from(port.rx_queues.max(1))).max(1);
+                    let share = (r / u64::from(port.port.rx_queues().max(1))).max(1);
                     rx::Pacer::new(share, shared.eal.tsc_hz(), dpdk::rdtsc())
                 })
             })

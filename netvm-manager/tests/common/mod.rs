@@ -268,3 +268,15 @@ pub fn assert_clean(stderr: &str, run_dir: &Path) {
         run_dir.display()
     );
 }
+
+/// Calls `f` every 50 ms until it returns something, up to `timeout` (then fails naming `what`).
+pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
