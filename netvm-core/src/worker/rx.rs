@@ -42,10 +42,18 @@ impl State {
             self.rx_nsh_port(sh, t, n, pidx);
             return n;
         }
-        if let Some(crate::virtio::VirtioPort::FromGuest(nf)) = port.virtio {
-            // A virtio NF's guest sent these back (`worker/vhost.rs`).
-            self.rx_virtio(sh, t, n, pidx, nf);
-            return n;
+        match port.virtio {
+            Some(crate::virtio::VirtioPort::FromGuest(nf)) => {
+                // A virtio NF's guest sent these back (`worker/vhost.rs`).
+                self.rx_virtio(sh, t, n, pidx, nf);
+                return n;
+            }
+            Some(crate::virtio::VirtioPort::ToGuest(nf)) => {
+                // The guest sent these on the port the core transmits into: made up.
+                self.rx_virtio_stray(n, pidx, nf);
+                return n;
+            }
+            None => {}
         }
         if port.steer {
             // Several queues, no RSS: the core's flow hash decides each frame's worker.

@@ -55,6 +55,23 @@ impl State {
         self.stage_tx(sh, m, v.to_port);
     }
 
+    /// Frames `rx_buf[..n]` a guest sent on its to-guest port `pidx` (a bridge flooding back,
+    /// a frame of its own): never frames the core sent it, so never part of a chain — dropped
+    /// and counted as made up (`virtio_unknown_flow`, the NF's `unknown_flow`).
+    #[cold]
+    pub(super) fn rx_virtio_stray(&mut self, n: usize, pidx: u16, nf: u16) {
+        let p = usize::from(pidx);
+        for i in 0..n {
+            let m = self.rx_buf[i];
+            // SAFETY: received mbufs are valid and owned here; the header is core-private.
+            let (len, pkt_len) = unsafe { ((*m).data_len, (*m).pkt_len) };
+            self.c.port_rx[p] += 1;
+            self.c.port_rx_bytes[p] += u64::from(pkt_len.max(u32::from(len)));
+            self.c.vio_unknown[usize::from(nf)] += 1;
+            self.free(m, DropReason::VirtioUnknownFlow);
+        }
+    }
+
     /// Frames `rx_buf[..n]` received from virtio NF `nf`'s from-guest port `pidx`.
     pub(super) fn rx_virtio(&mut self, sh: &Shared, t: &Tables, n: usize, pidx: u16, nf: u16) {
         let p = usize::from(pidx);
