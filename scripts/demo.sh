@@ -7,7 +7,8 @@
 #   1. healthy: the source paced at 400 kpps (examples/demo.json, `rx_rate_pps`), a rate the
 #      two NFs sustain on one CPU: the only drops are the firewall's intended denials;
 #   2. overload: the same chain with the source unpaced (examples/demo-overload.json): the NFs
-#      cannot keep up, and the excess is dropped as `ring_full` before it costs them anything.
+#      cannot keep up, and the excess is dropped at the chain's entry (`backpressure`) before
+#      it costs them anything.
 # Usage (as root): scripts/demo.sh      NETVM_DEMO_SECONDS=N for a longer or shorter healthy
 #                                       run (the overload case runs half as long).
 set -euo pipefail
@@ -22,5 +23,5 @@ echo "=== demo 1/2: healthy chain, source paced at 400 kpps (examples/demo.json)
 target/release/netvm-manager up examples/demo.json --duration "$secs"
 echo
 echo "=== demo 2/2: overload, the same chain with the source unpaced (examples/demo-overload.json)"
-echo "===           the NFs cannot keep up: the excess is dropped as ring_full, by design"
+echo "===           the NFs cannot keep up: the excess is dropped at the chain's entry (backpressure), by design"
 exec target/release/netvm-manager up examples/demo-overload.json --duration "$(( (secs + 1) / 2 ))"

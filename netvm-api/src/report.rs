@@ -51,11 +51,14 @@ pub enum DropReason {
     /// A frame a virtio NF's guest sent for a flow the core never delivered to that NF (a
     /// frame the guest made up): it enters no chain.
     VirtioUnknownFlow,
+    /// Dropped on entering its chain because a later NF of the chain was behind (chain
+    /// `backpressure`): the first NF does not spend work on a frame the congested NF would drop.
+    Backpressure,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
     /// All reasons in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
         Self::NoChain,
@@ -74,6 +77,7 @@ impl DropReason {
         Self::FrameTooBig,
         Self::Nsh,
         Self::VirtioUnknownFlow,
+        Self::Backpressure,
     ];
 
     /// Stable name, the key in [`Report::drops`].
@@ -95,6 +99,7 @@ impl DropReason {
             Self::FrameTooBig => "frame_too_big",
             Self::Nsh => "nsh",
             Self::VirtioUnknownFlow => "virtio_unknown_flow",
+            Self::Backpressure => "backpressure",
         }
     }
 

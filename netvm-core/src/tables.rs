@@ -47,6 +47,8 @@ pub struct Chain {
     pub retired: bool,
     /// What happens to a packet when no instance of a service is attached.
     pub failure: FailurePolicy,
+    /// Entry backpressure (`backpressure` in the config; see `worker::deliver`).
+    pub backpressure: bool,
 }
 
 /// A chain's policy for a service with no attached instance (crashed, detached, quarantined).
@@ -272,6 +274,7 @@ impl Tables {
                     crate::config::Failure::Drop => FailurePolicy::Drop,
                     crate::config::Failure::Bypass => FailurePolicy::Bypass,
                 },
+                backpressure: c.backpressure,
             });
             // Only the instance that runs the first hop classifies into the chain.
             rules.push(c.classifies_here().then_some(rule));

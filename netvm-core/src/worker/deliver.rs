@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use dpdk::sys::{self, rte_mbuf};
-use netvm_shm::{Descriptor, RejectReason};
+use netvm_shm::{Descriptor, Producer, RejectReason};
 
 use super::{State, BURST};
 use crate::capture::TapKind;
@@ -35,6 +35,13 @@ impl State {
             self.free(m, DropReason::ChainRemoved);
             return;
         };
+        if pos == 0 && ch.backpressure && ch.services.len() > 1 && self.backed_up(sh, t, chain, ch)
+        {
+            // Entering a chain a later NF of which is behind: dropped here, before the first
+            // NF spends work on a frame the congested one would drop.
+            self.free(m, DropReason::Backpressure);
+            return;
+        }
         if pos >= ch.services.len() {
             match ch.egress {
                 Some(p) => self.stage_tx(sh, m, p),
@@ -71,6 +78,79 @@ impl State {
             }
         };
         self.deliver(sh, m, dom, nf, chain, pos, in_port, hash);
+    }
+
+    /// Entry backpressure for chain `chain`: whether it is backed up, i.e. some later
+    /// position k has `S_k ≥ ¾` of a ring, where `S_k` counts what waits in this worker's
+    /// rings at positions 0..=k (per position its least-filled attached instance): frames let
+    /// in now would overflow k's ring. Once backed up it stays so until every `S_k ≤ ¼`
+    /// (hysteresis: the first NF then gets a long run of work, not a burst at a time, which
+    /// matters where NFs share a CPU). Looked at once per round; a hop run by a peer instance
+    /// ends the sum (its queue is not visible here).
+    #[inline]
+    fn backed_up(
+        &mut self,
+        sh: &Shared,
+        t: &Tables,
+        chain: u16,
+        ch: &crate::tables::Chain,
+    ) -> bool {
+        let round = self.round;
+        let Some(&(r, was)) = self.chain_bp.get(usize::from(chain)) else {
+            return false;
+        };
+        if r == round {
+            return was;
+        }
+        let mut sum = 0u32;
+        let mut worst = 0u32;
+        let mut cap = u32::MAX;
+        for (pos, &sid) in ch.services.iter().enumerate() {
+            if ch.remote.get(pos).copied().flatten().is_some() {
+                break;
+            }
+            let Some(svc) = t.services.get(usize::from(sid)) else {
+                break;
+            };
+            let mut least: Option<u32> = None;
+            for &nf in &svc.instances {
+                if !self.active(sh, nf) {
+                    continue;
+                }
+                let (used, c) = self.nf_used(nf);
+                cap = cap.min(c);
+                least = Some(least.map_or(used, |l| l.min(used)));
+            }
+            sum = sum.saturating_add(least.unwrap_or(0));
+            if pos >= 1 {
+                worst = worst.max(sum);
+            }
+        }
+        let now = if cap == u32::MAX {
+            false
+        } else if was {
+            worst > cap / 4
+        } else {
+            worst >= cap - cap / 4
+        };
+        self.chain_bp[usize::from(chain)] = (round, now);
+        now
+    }
+
+    /// Descriptors in this worker's RX ring to NF `nf` plus those staged for it, and the
+    /// ring's capacity. One load of the NF's consumer index per round; a corrupt index
+    /// counts as empty here (`flush_nf` quarantines the NF).
+    #[inline]
+    fn nf_used(&mut self, nf: u16) -> (u32, u32) {
+        let round = self.round;
+        let link = &mut self.nfs[usize::from(nf)];
+        let cap = link.rx.as_ref().map_or(u32::MAX, Producer::capacity);
+        if link.used_round != round {
+            link.used_round = round;
+            let used = link.rx.as_ref().map_or(Ok(0), Producer::len).unwrap_or(0);
+            link.used = used.saturating_add(u32::try_from(link.nstaged).unwrap_or(0));
+        }
+        (link.used, cap)
     }
 
     /// An attached instance of service `sid` (NF indices `inst`) for flow `hash`.

@@ -80,6 +80,10 @@ struct NfLink {
     /// taking it past its quota (recomputed once per round from the published counters).
     budget: u32,
     budget_round: u32,
+    /// Entry backpressure: descriptors in this worker's ring to the NF (and staged for it)
+    /// as looked at in round `used_round`.
+    used: u32,
+    used_round: u32,
 }
 
 struct TxQueue {
@@ -121,6 +125,9 @@ struct State {
     nworkers: u32,
     /// The active capture, if any (see [`tap`]).
     tap: Option<Box<Tap>>,
+    /// Per chain id: (round looked at, backed up) for entry backpressure (`deliver`);
+    /// resized when tables arrive.
+    chain_bp: Vec<(u32, bool)>,
 }
 
 impl Worker {
@@ -140,6 +147,8 @@ impl Worker {
                 wake: false,
                 budget: 0,
                 budget_round: u32::MAX,
+                used: 0,
+                used_round: u32::MAX,
             })
             .collect();
         let txq = (0..shared.ports.len())
@@ -178,6 +187,7 @@ impl Worker {
             round: 0,
             nworkers: crate::id32(shared.commands.len()).max(1),
             tap: None,
+            chain_bp: vec![(u32::MAX, false); tables.chains.len()],
         };
         let adaptive = (shared.config.poll == crate::config::Poll::Adaptive).then(|| {
             let max_us = u64::from(shared.config.poll_max_sleep_us());
@@ -296,6 +306,9 @@ impl Worker {
                 Command::Tables(t) => {
                     if t.version != self.tables.version {
                         self.st.flows.clear();
+                    }
+                    if self.st.chain_bp.len() < t.chains.len() {
+                        self.st.chain_bp.resize(t.chains.len(), (u32::MAX, false));
                     }
                     self.tables = t;
                 }
