@@ -80,6 +80,69 @@ impl State {
         self.deliver(sh, m, dom, nf, chain, pos, in_port, hash);
     }
 
+    /// A received burst (`rx_buf[..n]`, frames of domain `dom` from port `in_port`) entering
+    /// `chain` at position 0: the per-chain decisions — entry backpressure, and the first
+    /// hop's NF where its service has one instance, attached, a process or guest NF of the
+    /// same domain — are made once for the burst. Anything else goes frame by frame through
+    /// [`Self::route`].
+    #[inline]
+    pub(super) fn enter_burst(
+        &mut self,
+        sh: &Shared,
+        t: &Tables,
+        n: usize,
+        dom: u16,
+        chain: u16,
+        in_port: u8,
+        hash_needed: bool,
+    ) {
+        let first = t.chains.get(usize::from(chain)).and_then(|ch| {
+            if ch.services.len() > 1 && ch.backpressure && self.backed_up(sh, t, chain, ch) {
+                return Some(None);
+            }
+            if ch.remote.first().copied().flatten().is_some() || self.tap.is_some() {
+                return None;
+            }
+            let svc = t.services.get(usize::from(*ch.services.first()?))?;
+            let &[nf] = svc.instances.as_slice() else {
+                return None;
+            };
+            let nfr = &sh.nfs[usize::from(nf)];
+            (self.active(sh, nf) && nfr.virtio.is_none() && nfr.domain() == dom).then_some(Some(nf))
+        });
+        match first {
+            Some(None) => {
+                for i in 0..n {
+                    let m = self.rx_buf[i];
+                    self.free(m, DropReason::Backpressure);
+                }
+            }
+            Some(Some(nf)) => {
+                let d = &sh.domains[usize::from(dom)];
+                for i in 0..n {
+                    let m = self.rx_buf[i];
+                    let hash = if hash_needed {
+                        super::rx::packet_hash(m)
+                    } else {
+                        0
+                    };
+                    self.stage_nf(sh, d, m, nf, chain, 0, in_port, hash);
+                }
+            }
+            None => {
+                for i in 0..n {
+                    let m = self.rx_buf[i];
+                    let hash = if hash_needed {
+                        super::rx::packet_hash(m)
+                    } else {
+                        0
+                    };
+                    self.route(sh, t, m, dom, chain, 0, in_port, hash);
+                }
+            }
+        }
+    }
+
     /// Entry backpressure for chain `chain`: whether it is backed up, i.e. some later
     /// position k has `S_k ≥ ¾` of a ring, where `S_k` counts what waits in this worker's
     /// rings at positions 0..=k (per position its least-filled attached instance): frames let
@@ -239,6 +302,25 @@ impl State {
             m = n;
             d = dst;
         }
+        self.stage_nf(sh, d, m, nf, chain, pos, in_port, hash);
+    }
+
+    /// Hands `m` (a buffer of domain `d`, NF `nf`'s domain) to NF `nf` at chain position
+    /// `pos`: quota, ownership, staged descriptor.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn stage_nf(
+        &mut self,
+        sh: &Shared,
+        d: &crate::domain::Domain,
+        m: *mut rte_mbuf,
+        nf: u16,
+        chain: u16,
+        pos: usize,
+        in_port: u8,
+        hash: u32,
+    ) {
+        let nfr = &sh.nfs[usize::from(nf)];
         // SAFETY: m is a valid mbuf owned here.
         let Some(idx) = (unsafe { d.buf_index(m) }) else {
             self.free(m, DropReason::Rejected);

@@ -146,16 +146,25 @@ impl State {
                 if self.tap.is_some() {
                     self.tap_one(TapKind::NfOut, nf, m, in_port);
                 }
-                self.route(
-                    sh,
-                    t,
-                    m,
-                    nfr.domain(),
-                    owner.chain,
-                    usize::from(owner.pos) + 1,
-                    owner.in_port,
-                    hash,
-                );
+                let next = usize::from(owner.pos) + 1;
+                if next >= ch.services.len() {
+                    // Past the last service: straight to the chain's egress.
+                    match ch.egress {
+                        Some(p) => self.stage_tx(sh, m, p),
+                        None => self.free(m, DropReason::ChainEgressDrop),
+                    }
+                } else {
+                    self.route(
+                        sh,
+                        t,
+                        m,
+                        nfr.domain(),
+                        owner.chain,
+                        next,
+                        owner.in_port,
+                        hash,
+                    );
+                }
             }
             Verdict::Service(id) => {
                 self.c.nf_verdicts[usize::from(nf)][verdict_idx::SERVICE] += 1;

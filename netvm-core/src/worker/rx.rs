@@ -172,11 +172,7 @@ impl State {
             .get(usize::from(chain))
             .copied()
             .unwrap_or(true);
-        for i in 0..n {
-            let m = self.rx_buf[i];
-            let hash = if hash_needed { packet_hash(m) } else { 0 };
-            self.route(sh, t, m, dom, chain, 0, in_port, hash);
-        }
+        self.enter_burst(sh, t, n, dom, chain, in_port, hash_needed);
     }
 
     /// Frees every multi-segment mbuf of `rx_buf[..n]` (`multi_segment`) and moves the rest to
