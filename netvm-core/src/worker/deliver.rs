@@ -85,6 +85,7 @@ impl State {
     /// hop's NF where its service has one instance, attached, a process or guest NF of the
     /// same domain — are made once for the burst. Anything else goes frame by frame through
     /// [`Self::route`].
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(super) fn enter_burst(
         &mut self,
