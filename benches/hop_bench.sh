@@ -6,13 +6,18 @@
 #   memif-copy   : testpmd switch (io, chained ports) + K testpmd NFs (mac fwd) over memif
 #   memif-zc     : the same, NF memif clients in zero-copy mode
 #   vhost        : testpmd switch with net_vhost ports + K testpmd NFs over virtio-user
+#   ovs          : OVS-DPDK 3.1 (netdev bridge, PMD on the switch CPU, net_null ports as `dpdk`
+#                  interfaces) + one testpmd NF over vhost-user (dpdkvhostuserclient); chain 1
+#                  only, and only where installed (benches/setup-ovs.sh)
 #   p2p          : netvm port->port and testpmd io-fwd null->null (the ceilings)
 # Points run in interleaved rounds (round r runs every point once, in a rotated order), and the
-# table gives each point's median and range, with busy cycles per packet of the switch and of
-# the first NF: netvm's from its report (worker_cycles_per_packet, the NF's cycles_per_packet),
-# testpmd's from --record-core-cycles.
+# table gives each point's median and range, with the switch's busy cycles per frame (a frame
+# of a K-NF chain crosses the switch K + 1 times) and the first NF's busy cycles per packet:
+# netvm's from its report (worker_cycles_per_packet, the NF's cycles_per_packet), testpmd's
+# from --record-core-cycles (its per-stream figure times K + 1), OVS's from
+# dpif-netdev/pmd-stats-show (processing cycles over the measured interval / frames out).
 # Usage: benches/hop_bench.sh [SECONDS] [ROUNDS] [SIZES] [CHAINS] [SYSTEMS]
-#   e.g. benches/hop_bench.sh 5 5 "64 256 1518" "1 2 3" "netvm memif-copy memif-zc vhost"
+#   e.g. benches/hop_bench.sh 5 5 "64 256 1518" "1 2 3" "netvm memif-copy memif-zc vhost ovs"
 # With HOP_OUT=DIR the raw runs (runs.txt) and one SVG per size (hop_<SIZE>.svg: median bars,
 # min-max whiskers) are written there.
 set -euo pipefail
@@ -21,7 +26,12 @@ SECS=${1:-5}
 ROUNDS=${2:-3}
 SIZES=${3:-64}
 CHAINS=${4:-"1 3"}
-SYSTEMS=${5:-"netvm memif-copy memif-zc vhost"}
+# OVS-DPDK joins where installed (benches/setup-ovs.sh); chain 1 only.
+OVS_DEFAULT=""
+if [ "$(readlink -f "$(command -v ovs-vswitchd 2>/dev/null || echo /nonexistent)")" = /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ]; then
+  OVS_DEFAULT=" ovs"
+fi
+SYSTEMS=${5:-"netvm memif-copy memif-zc vhost$OVS_DEFAULT"}
 NCPU=$(nproc)
 SW=$((NCPU - 1))
 NFCPU=0
@@ -85,7 +95,66 @@ testpmd_switch() { # $1 = system, $2 = chain length, $3 = size; prints "Mpps cyc
   done
   wait "$swpid" || true
   for p in "${nfpids[@]}"; do wait "$p" 2>/dev/null || true; done
-  echo "$(tp_rate "$TMP/switch.log" $((k + 1))) $(tp_cycles "$TMP/switch.log") $(tp_cycles "$TMP/nf1.log")"
+  # testpmd's cycles/packet are per forwarding stream; a frame crosses k + 1 of them.
+  local swc
+  swc=$(tp_cycles "$TMP/switch.log")
+  [ -n "$swc" ] && swc=$(awk -v c="$swc" -v n=$((k + 1)) 'BEGIN {printf "%.1f", c * n}')
+  echo "$(tp_rate "$TMP/switch.log" $((k + 1))) ${swc:--} $(tp_cycles "$TMP/nf1.log")"
+}
+
+ovs_run() { # $1 = chain length (1 only), $2 = size; prints "Mpps cycles-per-frame -"
+  local k=$1 size=$2 d="$TMP/ovs" pfx="hop$$-$RANDOM" br="hopbr$RANDOM"
+  rm -rf "$d"; mkdir -p "$d"
+  export OVS_RUNDIR="$d" OVS_DBDIR="$d" OVS_LOGDIR="$d" OVS_SYSCONFDIR="$d"
+  local db="unix:$d/db.sock" vs=(ovs-vsctl "--db=unix:$d/db.sock" --timeout=60)
+  ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+  ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --pidfile="$d/db.pid" \
+    --unixctl="$d/db.ctl" > "$d/ovsdb.log" 2>&1 &
+  local dbpid=$!; PIDS+=("$dbpid")
+  local t=0; while [ ! -S "$d/db.sock" ] && [ $t -lt 200 ]; do sleep 0.05; t=$((t + 1)); done
+  "${vs[@]}" --no-wait init -- set Open_vSwitch . other_config:dpdk-init=true \
+    "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << SW)))" \
+    "other_config:pmd-cpu-mask=0x$(printf %x $((1 << SW)))" other_config:per-port-memory=true \
+    "other_config:dpdk-extra=\"--in-memory --file-prefix=$pfx --no-pci --no-telemetry\""
+  # The NF: the same testpmd mac forwarder as the vhost peer's, as the vhost-user server.
+  timeout -s INT $((SECS + 30)) dpdk-testpmd --single-file-segments --lcores="0@$NFCPU,1@$NFCPU" \
+    --main-lcore=0 --no-pci --in-memory --no-telemetry --file-prefix="$pfx-nf1" \
+    --vdev "net_virtio_user0,path=$d/nf1.sock,server=1" -- --forward-mode=mac \
+    --port-topology=loop --nb-cores=1 --stats-period=3600 --no-lsc-interrupt \
+    --total-num-mbufs=16384 > "$TMP/nf1.log" 2>&1 &
+  local nfpid=$!; PIDS+=("$nfpid")
+  t=0; while [ ! -S "$d/nf1.sock" ] && [ $t -lt 200 ]; do sleep 0.05; t=$((t + 1)); done
+  ovs-vswitchd "$db" --pidfile="$d/vs.pid" --unixctl="$d/vs.ctl" > "$d/vswitchd.log" 2>&1 &
+  local vspid=$!; PIDS+=("$vspid")
+  "${vs[@]}" add-br "$br" -- set bridge "$br" datapath_type=netdev \
+    -- add-port "$br" in -- set Interface in type=dpdk "options:dpdk-devargs=net_null0,size=$size,copy=1" ofport_request=1 \
+    -- add-port "$br" out -- set Interface out type=dpdk "options:dpdk-devargs=net_null1,no-rx=1" ofport_request=2 \
+    -- add-port "$br" nf1 -- set Interface nf1 type=dpdkvhostuserclient "options:vhost-server-path=$d/nf1.sock" ofport_request=3 \
+    > "$d/vsctl.log" 2>&1 || { tail -20 "$d/vswitchd.log" >&2; }
+  local mg="unix:$d/$br.mgmt"
+  ovs-ofctl del-flows "$mg"
+  ovs-ofctl add-flow "$mg" "in_port=1,actions=output:3"
+  ovs-ofctl add-flow "$mg" "in_port=3,actions=output:2"
+  sleep 1 # warm-up (links up, PMD running), not measured
+  local tx0 c0 t0 tx1 c1 t1
+  read -r tx0 c0 t0 < <(ovs_sample "$d" out)
+  sleep $((SECS - 1))
+  read -r tx1 c1 t1 < <(ovs_sample "$d" out)
+  kill "$vspid" "$nfpid" "$dbpid" 2>/dev/null || true
+  wait "$vspid" "$nfpid" "$dbpid" 2>/dev/null || true
+  unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
+  python3 -c "
+tx=$tx1-$tx0; dt=$t1-$t0; cyc=$c1-$c0
+print(f'{tx/dt/1e6:.2f} {cyc/tx:.1f} -' if tx > 0 and dt > 0 else '0 - -')"
+}
+
+ovs_sample() { # $1 = dir, $2 = port: "tx_packets pmd_busy_cycles seconds"
+  local tx cyc
+  tx=$(ovs-vsctl "--db=unix:$1/db.sock" get Interface "$2" statistics:tx_packets 2>/dev/null || echo 0)
+  # The PMD's processing (busy) cycles so far.
+  cyc=$(ovs-appctl -t "$1/vs.ctl" dpif-netdev/pmd-stats-show 2>/dev/null \
+    | awk '/processing cycles:/ {gsub(/[^0-9]/, "", $3); s += $3} END {print s + 0}')
+  echo "$tx $cyc $(date +%s.%N)"
 }
 
 testpmd_p2p() { # $1 = size
@@ -142,7 +211,10 @@ POINTS=()
 for size in $SIZES; do
   POINTS+=("p2p-netvm 0 $size" "p2p-testpmd 0 $size")
   for k in $CHAINS; do
-    for sys in $SYSTEMS; do POINTS+=("$sys $k $size"); done
+    for sys in $SYSTEMS; do
+      [ "$sys" = ovs ] && [ "$k" != 1 ] && continue
+      POINTS+=("$sys $k $size")
+    done
   done
 done
 echo "machine: $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -155,6 +227,7 @@ for r in $(seq 1 "$ROUNDS"); do
       p2p-netvm) out=$(netvm_run 0 "$size") ;;
       p2p-testpmd) out=$(testpmd_p2p "$size") ;;
       netvm) out=$(netvm_run "$k" "$size") ;;
+      ovs) out=$(ovs_run "$k" "$size") ;;
       *) out=$(testpmd_switch "$sys" "$k" "$size") ;;
     esac
     echo "$sys $k $size $out" >> "$RES"
@@ -176,7 +249,7 @@ for line in open(sys.argv[1]):
     if len(f) > 5 and f[5] not in ("-", ""):
         try: nfc[key].append(float(f[5]))
         except ValueError: pass
-print(f"{'system':<12} {'chain':>5} {'size':>5}  {'median':>7} {'min':>6} {'max':>6}  {'sw cyc/pkt':>10} {'NF cyc/pkt':>10}  runs (Mpps)")
+print(f"{'system':<12} {'chain':>5} {'size':>5}  {'median':>7} {'min':>6} {'max':>6}  {'sw cyc/frm':>10} {'NF cyc/pkt':>10}  runs (Mpps)")
 for key in sorted(runs, key=lambda k: (k[2], k[1], k[0])):
     v = runs[key]
     c = f"{statistics.median(cyc[key]):.1f}" if cyc[key] else "-"
@@ -186,7 +259,7 @@ print()
 for size in sorted({k[2] for k in runs}):
     get = lambda s, k: runs.get((s, k, size), [])
     nv1 = get("netvm", 1)
-    peers = {s: max(get(s, 1)) for s in ("memif-copy", "memif-zc", "vhost") if get(s, 1)}
+    peers = {s: max(get(s, 1)) for s in ("memif-copy", "memif-zc", "vhost", "ovs") if get(s, 1)}
     if nv1 and peers:
         best = max(peers, key=peers.get)
         print(f"{size} B: netvm 1-NF median {statistics.median(nv1):.2f} / best peer at its best ({best}) {peers[best]:.2f} = {statistics.median(nv1) / peers[best]:.2f}  (goal >= 1.5)")
@@ -196,6 +269,12 @@ for size in sorted({k[2] for k in runs}):
     nv3 = get("netvm", 3)
     if nv1 and nv3:
         print(f"{size} B: netvm 3-NF / 1-NF (medians) = {statistics.median(nv3) / statistics.median(nv1):.2f}  (goal >= 0.5; NFs share CPU {0})")
+    for k in sorted({k[1] for k in runs if k[2] == size and k[1] > 0}):
+        nc = cyc.get(("netvm", k, size), [])
+        for s in ("memif-copy", "memif-zc"):
+            pc = cyc.get((s, k, size), [])
+            if nc and pc:
+                print(f"{size} B, {k} NF: switch cycles/frame netvm {statistics.median(nc):.0f} vs testpmd {s} switch {statistics.median(pc):.0f} (medians; goal: netvm <=)")
     tp = get("p2p-testpmd", 0)
     if p2p and tp:
         print(f"{size} B: netvm port->port / testpmd io-fwd (medians) = {statistics.median(p2p) / statistics.median(tp):.2f}  (goal >= 0.85)")
@@ -204,7 +283,7 @@ if out:
     os.makedirs(out, exist_ok=True)
     shutil.copy(sys.argv[1], os.path.join(out, "runs.txt"))
     colors = {"p2p-netvm": "#1f77b4", "p2p-testpmd": "#7f7f7f", "netvm": "#1f77b4",
-              "memif-copy": "#ff7f0e", "memif-zc": "#2ca02c", "vhost": "#d62728"}
+              "memif-copy": "#ff7f0e", "memif-zc": "#2ca02c", "vhost": "#d62728", "ovs": "#9467bd"}
     for size in sorted({k[2] for k in runs}):
         keys = sorted([k for k in runs if k[2] == size], key=lambda k: (k[1], k[0]))
         groups = sorted({k[1] for k in keys})
