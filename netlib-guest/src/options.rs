@@ -48,6 +48,19 @@ pub struct NfOptions {
     /// the slot yet).
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs)]
     pub attach_wait: Duration,
+    /// Empty polls an idle NF spins before it sleeps [default: 256]. Fewer where NFs share a
+    /// CPU (the spinning NF keeps the CPU from one with work); more for lower wake-up latency
+    /// on a CPU of its own.
+    #[arg(long, env = "NETVM_SPIN_POLLS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub spin_polls: Option<u32>,
+    /// Empty polls, after the spins, with a `sched_yield` between them before the NF sleeps
+    /// [default: 0]. Lets NFs that share a CPU hand it to each other without a futex wake-up
+    /// from the core; a busy task on the same CPU (a traffic generator) then gets whole time
+    /// slices, which costs latency.
+    #[arg(long, env = "NETVM_YIELD_POLLS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub yield_polls: Option<u32>,
     /// After a core restart, wait this many seconds for the slot to be reserved again.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     pub reattach_timeout: Duration,
@@ -95,6 +108,12 @@ impl NfOptions {
             Some(WaitKind::Futex) => cfg.wait_mode = WaitMode::Futex,
             Some(WaitKind::Poll) => cfg.wait_mode = NfConfig::guest().wait_mode,
             None => {}
+        }
+        if let Some(n) = self.spin_polls {
+            cfg.poll.spin_polls = n;
+        }
+        if let Some(n) = self.yield_polls {
+            cfg.poll.yield_polls = n;
         }
         cfg.attach_wait = self.attach_wait;
         cfg.reattach_timeout = self.reattach_timeout;
@@ -156,6 +175,20 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spin_and_yield_polls_tune_the_poll_policy() {
+        let o =
+            NfOptions::try_from_args(["x", "--spin-polls", "64", "--yield-polls", "8"]).unwrap();
+        let c = o.config();
+        assert_eq!((c.poll.spin_polls, c.poll.yield_polls), (64, 8));
+        let d = NfOptions::try_from_args(["x"]).unwrap().config();
+        assert_eq!(d.poll, crate::nf::PollPolicy::default());
+        assert_eq!(d.poll.spin_polls, 256);
+        assert!(NfOptions::try_from_args(["x", "--spin-polls", "-1"]).is_err());
+        assert!(NfOptions::try_from_args(["x", "--spin-polls", "2000000"]).is_err());
+        assert!(NfOptions::try_from_args(["x", "--yield-polls", "many"]).is_err());
+    }
 
     #[test]
     fn parses_args() {
