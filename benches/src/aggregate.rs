@@ -1,14 +1,14 @@
-//! Aggregating repetitions into per-point statistics, and the goal ratios of the benchmark
-//! issue computed from one run's aggregates.
+//! Aggregating repetitions into per-point statistics (NDR/PDR searches included), and the goal
+//! ratios of the benchmark issue computed from one run's aggregates.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::matrix::{DomainMode, Placement, Point, Setup, Sut};
+use crate::matrix::{DomainMode, Offered, Placement, Point, Setup, Sut};
 use crate::{RawResult, Status};
 
-/// Mean, sample standard deviation, min and max of a set of values.
+/// Mean, sample standard deviation, median, min and max of a set of values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     /// Values.
@@ -17,6 +17,9 @@ pub struct Stats {
     pub mean: f64,
     /// Sample standard deviation (n - 1); 0 for one value.
     pub stddev: f64,
+    /// Median (mean of the middle two for an even count).
+    #[serde(default)]
+    pub median: f64,
     /// Minimum.
     pub min: f64,
     /// Maximum.
@@ -36,10 +39,18 @@ impl Stats {
         } else {
             0.0
         };
+        let mut sorted = v.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
         Self {
             n,
             mean,
             stddev: var.sqrt(),
+            median,
             min: v.iter().copied().fold(f64::INFINITY, f64::min),
             max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         }
@@ -79,6 +90,117 @@ pub struct AggPoint {
     pub reordered: u64,
     /// Sanity: received ≤ sent in every repetition.
     pub received_le_sent: bool,
+    /// The NDR/PDR search over its repetitions (points with rate `search`; the fields above
+    /// then describe no single run and stay empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<AggSearch>,
+}
+
+/// A rate found by a search, over repetitions, in three units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateStats {
+    /// Mpps.
+    pub mpps: Stats,
+    /// Gbit/s on an Ethernet wire: pps × (size + 20) × 8, the 20 B being preamble, start
+    /// delimiter and inter-frame gap (RFC 2544's convention). `size` is pktgen's frame size,
+    /// which has no FCS (memif carries none); a physical port would add 4 B per frame.
+    pub gbps_l1: Stats,
+    /// Gbit/s of frame bytes: pps × size × 8 (no preamble, gap or FCS).
+    pub gbps_frame: Stats,
+}
+
+impl RateStats {
+    /// From rates in pps of frames of `size` bytes.
+    pub fn of(pps: &[f64], size: u16) -> Self {
+        let size = f64::from(size);
+        let conv =
+            |f: &dyn Fn(f64) -> f64| Stats::of(&pps.iter().map(|&p| f(p)).collect::<Vec<_>>());
+        Self {
+            mpps: conv(&|p| p / 1e6),
+            gbps_l1: conv(&|p| p * (size + 20.0) * 8.0 / 1e9),
+            gbps_frame: conv(&|p| p * size * 8.0 / 1e9),
+        }
+    }
+}
+
+/// Latency at one fraction of the PDR, over repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggLatency {
+    /// Fraction of the PDR.
+    pub fraction: f64,
+    /// Offered rate, Mpps.
+    pub rate_mpps: Stats,
+    /// Median round-trip latency, µs.
+    pub p50_us: Stats,
+    /// 99th percentile, µs.
+    pub p99_us: Stats,
+    /// Loss ratio (search definition).
+    pub loss_ratio: Stats,
+}
+
+/// One search point's aggregate over its measured repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggSearch {
+    /// Repetitions with a search result.
+    pub reps: usize,
+    /// Unpaced received rate, Mpps.
+    pub mrr_mpps: Stats,
+    /// No drop rate.
+    pub ndr: RateStats,
+    /// Partial drop rate.
+    pub pdr: RateStats,
+    /// PDR loss ratio of the searches.
+    pub pdr_loss: f64,
+    /// Repetitions whose search converged.
+    pub converged: usize,
+    /// Repetitions whose PDR was limited by the generator.
+    pub limited_by_generator: usize,
+    /// Search trials per repetition.
+    pub trials: Stats,
+    /// Latency trials, by fraction of the PDR (in the order of the first repetition).
+    pub latency: Vec<AggLatency>,
+}
+
+fn agg_search(rs: &[&crate::search::SearchResult], size: u16) -> Option<AggSearch> {
+    let first = rs.first()?;
+    let col = |f: &dyn Fn(&crate::search::SearchResult) -> f64| {
+        rs.iter().map(|r| f(r)).collect::<Vec<_>>()
+    };
+    let latency = first
+        .latency
+        .iter()
+        .map(|l0| {
+            let at: Vec<&crate::search::LatencyTrial> = rs
+                .iter()
+                .filter_map(|r| {
+                    r.latency
+                        .iter()
+                        .find(|l| (l.fraction - l0.fraction).abs() < 1e-9)
+                })
+                .collect();
+            let col = |f: &dyn Fn(&crate::search::LatencyTrial) -> f64| {
+                Stats::of(&at.iter().map(|l| f(l)).collect::<Vec<_>>())
+            };
+            AggLatency {
+                fraction: l0.fraction,
+                rate_mpps: col(&|l| l.rate_pps as f64 / 1e6),
+                p50_us: col(&|l| l.latency.p50_ns as f64 / 1e3),
+                p99_us: col(&|l| l.latency.p99_ns as f64 / 1e3),
+                loss_ratio: col(&|l| l.loss_ratio),
+            }
+        })
+        .collect();
+    Some(AggSearch {
+        reps: rs.len(),
+        mrr_mpps: Stats::of(&col(&|r| r.mrr_pps / 1e6)),
+        ndr: RateStats::of(&col(&|r| r.ndr_pps as f64), size),
+        pdr: RateStats::of(&col(&|r| r.pdr_pps as f64), size),
+        pdr_loss: first.config.pdr_loss,
+        converged: rs.iter().filter(|r| r.converged).count(),
+        limited_by_generator: rs.iter().filter(|r| r.limited_by_generator).count(),
+        trials: Stats::of(&col(&|r| r.trials.len() as f64)),
+        latency,
+    })
 }
 
 /// Aggregates raw results by point (points sorted).
@@ -89,15 +211,15 @@ pub fn aggregate(raws: &[RawResult]) -> Vec<AggPoint> {
     }
     by.into_iter()
         .map(|(point, rs)| {
-            let ok: Vec<&netvm_pktgen::Report> = rs
-                .iter()
-                .filter(|r| r.status == Status::Ok)
-                .filter_map(|r| r.pktgen.as_ref())
-                .collect();
+            let measured: Vec<&&RawResult> = rs.iter().filter(|r| r.status == Status::Ok).collect();
+            let ok: Vec<&netvm_pktgen::Report> =
+                measured.iter().filter_map(|r| r.pktgen.as_ref()).collect();
+            let searches: Vec<&crate::search::SearchResult> =
+                measured.iter().filter_map(|r| r.search.as_ref()).collect();
             let col = |f: &dyn Fn(&netvm_pktgen::Report) -> f64| {
                 Stats::of(&ok.iter().map(|r| f(r)).collect::<Vec<_>>())
             };
-            let status = if ok.is_empty() {
+            let status = if measured.is_empty() {
                 rs.last().map_or(Status::Failed, |r| r.status)
             } else {
                 Status::Ok
@@ -107,7 +229,7 @@ pub fn aggregate(raws: &[RawResult]) -> Vec<AggPoint> {
                 key: point.key(),
                 status,
                 error: rs.iter().find_map(|r| r.error.clone()),
-                reps_ok: ok.len(),
+                reps_ok: measured.len(),
                 reps_failed: rs.iter().filter(|r| r.status == Status::Failed).count(),
                 rx_mpps: col(&|r| r.rx_pps / 1e6),
                 tx_mpps: col(&|r| r.tx_pps / 1e6),
@@ -118,6 +240,7 @@ pub fn aggregate(raws: &[RawResult]) -> Vec<AggPoint> {
                 max_us: col(&|r| r.latency.max_ns as f64 / 1e3),
                 reordered: ok.iter().map(|r| r.reordered).sum(),
                 received_le_sent: ok.iter().all(|r| r.received <= r.sent),
+                search: agg_search(&searches, point.size),
             }
         })
         .collect()
@@ -152,14 +275,14 @@ fn at(
     agg: &[AggPoint],
     s: Setup,
     size: u16,
-    rate: Option<u64>,
+    rate: Offered,
     f: impl Fn(&AggPoint) -> f64,
 ) -> Option<f64> {
     agg.iter()
         .find(|a| {
             a.point.setup == s
                 && a.point.size == size
-                && a.point.rate_pps == rate
+                && a.point.rate == rate
                 && a.status == Status::Ok
         })
         .map(f)
@@ -182,7 +305,7 @@ fn fmt(v: Option<f64>) -> String {
 /// The goals of the benchmark issue, from one run's aggregates (64 B, max rate unless said).
 pub fn goals(agg: &[AggPoint]) -> Vec<Goal> {
     let zc = Some(DomainMode::ZeroCopy);
-    let mpps = |s: Setup, size: u16| at(agg, s, size, None, |a| a.rx_mpps.mean);
+    let mpps = |s: Setup, size: u16| at(agg, s, size, Offered::Max, |a| a.rx_mpps.mean);
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
@@ -248,7 +371,7 @@ pub fn goals(agg: &[AggPoint]) -> Vec<Goal> {
         ));
     }
     for rate in [10_000u64, 100_000] {
-        let p99 = at(agg, setup(Sut::Netvm, 1, zc), 64, Some(rate), |a| {
+        let p99 = at(agg, setup(Sut::Netvm, 1, zc), 64, Offered::Pps(rate), |a| {
             a.p99_us.mean
         });
         out.push(goal(
@@ -263,7 +386,7 @@ pub fn goals(agg: &[AggPoint]) -> Vec<Goal> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::matrix::Run;
 
@@ -295,6 +418,7 @@ mod tests {
             status,
             error: (status != Status::Ok).then(|| "boom".into()),
             pktgen: rep_,
+            search: None,
             load_avg: [0.0; 3],
             unix_time: 0,
         }
@@ -305,6 +429,8 @@ mod tests {
         let s = Stats::of(&[1.0, 2.0, 3.0, 6.0]);
         assert_eq!(s.n, 4);
         assert!((s.mean - 3.0).abs() < 1e-12);
+        assert_eq!(s.median, 2.5);
+        assert_eq!(Stats::of(&[9.0, 1.0, 4.0]).median, 4.0);
         assert!((s.stddev - (14.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!((s.min, s.max), (1.0, 6.0));
         assert_eq!(Stats::of(&[5.0]).stddev, 0.0);
@@ -316,7 +442,7 @@ mod tests {
         let p = Point {
             setup: setup(Sut::Netvm, 1, Some(DomainMode::ZeroCopy)),
             size: 64,
-            rate_pps: None,
+            rate: Offered::Max,
         };
         let q = Point { size: 1518, ..p };
         let raws = vec![
@@ -348,7 +474,7 @@ mod tests {
                 Point {
                     setup: s,
                     size,
-                    rate_pps: rate,
+                    rate: rate.map_or(Offered::Max, Offered::Pps),
                 },
                 0,
                 Status::Ok,
@@ -382,5 +508,76 @@ mod tests {
         assert_eq!(by("p99 latency at 10 kpps").value, Some(15.0));
         assert_eq!(by("p99 latency at 10 kpps").met, Some(true));
         assert_eq!(by("p99 latency at 100 kpps").met, None);
+    }
+
+    /// A search against a SUT that forwards up to `knee` pps and loses the rest.
+    #[allow(clippy::cast_possible_truncation)] // small positive test values
+    pub(crate) fn searched(knee: f64) -> crate::search::SearchResult {
+        let cfg = crate::search::SearchConfig::default();
+        crate::search::search(&cfg, 2.0, |rate, secs| {
+            let offered = rate.map_or(10e6, |r| r as f64) * secs;
+            let received = offered.min(knee * secs).floor();
+            Ok(crate::search::TrialOutcome {
+                secs,
+                offered: offered.floor() as u64,
+                sent: offered.floor() as u64,
+                received: received as u64,
+                tx_pps: offered / secs,
+                rx_pps: received / secs,
+                latency: netvm_pktgen::Latency {
+                    count: received as u64,
+                    p50_ns: 2_000,
+                    p99_ns: (knee / 1e3) as u64,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn aggregates_searches_as_median_min_max() {
+        let p = Point {
+            setup: setup(Sut::Netvm, 0, None),
+            size: 64,
+            rate: Offered::Search,
+        };
+        let mut raws: Vec<RawResult> = [4e6, 5e6, 7e6]
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| {
+                let mut r = raw(p, u32::try_from(i).unwrap(), Status::Ok, None);
+                r.search = Some(searched(k));
+                r
+            })
+            .collect();
+        raws.push(raw(p, 3, Status::Failed, None));
+        let a = aggregate(&raws);
+        assert_eq!(a.len(), 1);
+        let a = &a[0];
+        assert_eq!((a.status, a.reps_ok, a.reps_failed), (Status::Ok, 3, 1));
+        let x = a.search.as_ref().unwrap();
+        assert_eq!((x.reps, x.converged, x.limited_by_generator), (3, 3, 0));
+        let ndr: Vec<u64> = raws[..3]
+            .iter()
+            .map(|r| r.search.as_ref().unwrap().ndr_pps)
+            .collect();
+        assert!(ndr[0] < ndr[1] && ndr[1] < ndr[2], "{ndr:?}");
+        assert_eq!(x.ndr.mpps.median, ndr[1] as f64 / 1e6);
+        assert_eq!(
+            (x.ndr.mpps.min, x.ndr.mpps.max),
+            (ndr[0] as f64 / 1e6, ndr[2] as f64 / 1e6)
+        );
+        // 64 B: L1 counts 84 B per frame, frame bytes 64.
+        let gbps = ndr[1] as f64 * 84.0 * 8.0 / 1e9;
+        assert!((x.ndr.gbps_l1.median - gbps).abs() < 1e-9);
+        assert!((x.ndr.gbps_frame.median - gbps * 64.0 / 84.0).abs() < 1e-9);
+        assert!(x.pdr.mpps.median >= x.ndr.mpps.median);
+        assert_eq!(x.latency.len(), 3);
+        assert_eq!(x.latency[1].fraction, 0.5);
+        assert_eq!(x.latency[1].p99_us.median, 5.0);
+        assert_eq!(x.latency[1].p50_us.median, 2.0);
+        assert_eq!(a.rx_mpps.n, 0, "a search has no single-run figures");
     }
 }

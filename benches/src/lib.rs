@@ -10,10 +10,11 @@
 //! 2. skips runs whose raw result already exists ([`matrix::pending`]): re-running after an
 //!    interruption resumes;
 //! 3. for each setup starts the system under test ([`sut`]), then runs `netvm-pktgen` once per
-//!    (repetition, size, rate), writing one raw JSON file per run;
-//! 4. aggregates repetitions ([`aggregate`]: mean, standard deviation, min, max), computes the
-//!    goal ratios of the benchmark issue from the same run ([`aggregate::goals`]), and writes
-//!    `results.json`, `results.csv`, `results.md` and SVG plots ([`report`]).
+//!    (repetition, size, rate) — or, for rate `search`, an RFC 2544 NDR/PDR search of many
+//!    pktgen trials ([`search`]) — writing one raw JSON file per run;
+//! 4. aggregates repetitions ([`aggregate`]: mean, standard deviation, median, min, max),
+//!    computes the goal ratios of the benchmark issue from the same run ([`aggregate::goals`]),
+//!    and writes `results.json`, `results.csv`, `results.md` and SVG plots ([`report`]).
 //!
 //! What it is not: a statistics package. Figures from this shared 2-core machine are noisy;
 //! the ratios between systems measured in the same run are what the results are for.
@@ -24,6 +25,7 @@ pub mod aggregate;
 pub mod matrix;
 pub mod report;
 pub mod runner;
+pub mod search;
 pub mod sut;
 
 use serde::{Deserialize, Serialize};
@@ -49,8 +51,11 @@ pub struct RawResult {
     pub status: Status,
     /// Why it is not ok.
     pub error: Option<String>,
-    /// pktgen's report.
+    /// pktgen's report (single runs; None for a search).
     pub pktgen: Option<netvm_pktgen::Report>,
+    /// The NDR/PDR search (points with rate `search`; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<search::SearchResult>,
     /// /proc/loadavg (1, 5, 15 min) when the run ended.
     pub load_avg: [f64; 3],
     /// When the run ended (seconds since the epoch).

@@ -8,8 +8,14 @@ use netvm_benches::matrix::{self, MatrixConfig};
 use netvm_benches::runner::{self, RunOptions};
 
 /// netvm benchmark matrix runner.
+///
+/// A JSON config lists groups of systems under test, chain lengths, placements, domain modes,
+/// frame sizes and offered rates (`max`, a paced rate such as `10k`, or `search`: an RFC 2544
+/// NDR/PDR binary search over the paced rate, set up by the config's `search` section). Each
+/// point runs netvm-pktgen against the system once per repetition (a search: many trials).
+/// Method and outputs: docs/benchmarks.md.
 #[derive(Parser, Debug)]
-#[command(name = "netvm-bench", version, about)]
+#[command(name = "netvm-bench", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -18,6 +24,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run every pending point of CONFIG (resumes: runs with results in OUT are skipped).
+    ///
+    /// One pktgen run per (point, repetition); a `search` point runs an NDR/PDR search of up to
+    /// `search.max_trials` trials plus its latency trials. Writes `raw/<point>-rep<k>.json`, then
+    /// results.json, results.csv, results.md (with NDR/PDR tables for search points) and plots.
     Run {
         /// Benchmark config (JSON).
         config: PathBuf,
@@ -42,7 +52,8 @@ enum Cmd {
         #[arg(long, default_value = "benches/results/latest")]
         out: PathBuf,
     },
-    /// Rewrite the reports (JSON, CSV, Markdown, plots) from the raw results in OUT.
+    /// Rewrite the reports (JSON, CSV, Markdown with NDR/PDR tables, plots) from the raw
+    /// results in OUT.
     Report {
         /// Benchmark config (JSON).
         config: PathBuf,

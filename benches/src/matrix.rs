@@ -76,7 +76,8 @@ pub struct Group {
     pub domain: Vec<DomainMode>,
     /// Frame sizes, bytes without FCS, 62..=1518.
     pub size: Vec<u16>,
-    /// Offered rates: `max` or pps (`10k`, `100000`).
+    /// Offered rates: `max`, pps (`10k`, `100000`), or `search` (an NDR/PDR search, see
+    /// [`crate::search`], parameters in the config's `search` section).
     #[serde(default = "max")]
     pub rate: Vec<String>,
 }
@@ -145,6 +146,10 @@ pub struct MatrixConfig {
     pub netvm_buffers: u32,
     /// The parameter groups.
     pub groups: Vec<Group>,
+    /// Parameters of the NDR/PDR search (points with rate `search`); its final and latency
+    /// trials last `duration_s`.
+    #[serde(default)]
+    pub search: crate::search::SearchConfig,
 }
 
 fn half() -> f64 {
@@ -186,6 +191,9 @@ pub enum ConfigError {
         /// What is wrong.
         why: String,
     },
+    /// A value of the `search` section out of range.
+    #[error("search: {0}")]
+    Search(String),
 }
 
 /// The setup part of a point: what must be started (and torn down) to measure it.
@@ -243,6 +251,86 @@ impl Setup {
     }
 }
 
+/// The offered load of a point. Ordered paced (by rate) < max < search. In JSON (raw results,
+/// `results.json`): a number of pps, `null` for max, `"search"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Offered {
+    /// Paced at this many frames per second.
+    Pps(u64),
+    /// Unpaced: as fast as the device takes frames.
+    Max,
+    /// An NDR/PDR search ([`crate::search`]): many paced trials, one result.
+    Search,
+}
+
+impl Offered {
+    /// The paced rate (None for max and search).
+    pub fn pps(self) -> Option<u64> {
+        match self {
+            Offered::Pps(r) => Some(r),
+            Offered::Max | Offered::Search => None,
+        }
+    }
+
+    /// As in the config and in file names: `10000`, `max`, `search`.
+    pub fn name(self) -> String {
+        match self {
+            Offered::Pps(r) => r.to_string(),
+            Offered::Max => "max".into(),
+            Offered::Search => "search".into(),
+        }
+    }
+}
+
+impl Serialize for Offered {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Offered::Pps(r) => s.serialize_u64(*r),
+            Offered::Max => s.serialize_none(),
+            Offered::Search => s.serialize_str("search"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Offered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Offered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a rate in pps, null (max) or \"search\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Offered, E> {
+                Ok(Offered::Pps(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Offered, E> {
+                u64::try_from(v)
+                    .map(Offered::Pps)
+                    .map_err(|_| E::custom(format!("negative rate {v}")))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Offered, E> {
+                Ok(Offered::Max)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Offered, E> {
+                Ok(Offered::Max)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Offered, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Offered, E> {
+                match v {
+                    "search" => Ok(Offered::Search),
+                    "max" => Ok(Offered::Max),
+                    _ => Err(E::custom(format!(
+                        "rate {v:?}: expected a number, null, \"max\" or \"search\""
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// One measured point: a setup and the traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Point {
@@ -250,17 +338,15 @@ pub struct Point {
     pub setup: Setup,
     /// Frame size.
     pub size: u16,
-    /// Offered rate in pps (None: max).
-    pub rate_pps: Option<u64>,
+    /// Offered load (`rate_pps` in JSON, as before `search` existed).
+    #[serde(rename = "rate_pps")]
+    pub rate: Offered,
 }
 
 impl Point {
-    /// A stable name for files: `<setup>-s64-rmax`.
+    /// A stable name for files: `<setup>-s64-rmax`, `…-r10000`, `…-rsearch`.
     pub fn key(&self) -> String {
-        let r = self
-            .rate_pps
-            .map_or_else(|| "max".to_string(), |r| r.to_string());
-        format!("{}-s{}-r{r}", self.setup.key(), self.size)
+        format!("{}-s{}-r{}", self.setup.key(), self.size, self.rate.name())
     }
 }
 
@@ -294,19 +380,30 @@ impl MatrixConfig {
         Ok(cfg)
     }
 
-    /// Every distinct point of every group. Combinations that mean nothing are dropped:
-    /// testpmd has no chain (chain 0 only), a peer chain of length 0 is testpmd itself, peers
-    /// have no domain modes and run NFs as processes; netvm's domain mode only applies with NFs.
+    /// Every distinct point of every group, after checking the config's values (groups and the
+    /// `search` section). Combinations that mean nothing are dropped: testpmd has no chain
+    /// (chain 0 only), a peer chain of length 0 is testpmd itself, peers have no domain modes
+    /// and run NFs as processes; netvm's domain mode only applies with NFs.
     pub fn points(&self) -> Result<Vec<Point>, ConfigError> {
+        self.search.check().map_err(ConfigError::Search)?;
         let mut out = BTreeSet::new();
         for (gi, g) in self.groups.iter().enumerate() {
             let bad = |why: String| ConfigError::Value { group: gi, why };
             let mut rates = Vec::new();
             for r in &g.rate {
-                rates.push(match r.parse::<netvm_pktgen::Rate>().map_err(bad)? {
-                    netvm_pktgen::Rate::Max => None,
-                    netvm_pktgen::Rate::Pps(p) => Some(p),
-                });
+                if r.trim().eq_ignore_ascii_case("search") {
+                    rates.push(Offered::Search);
+                    continue;
+                }
+                rates.push(
+                    match r
+                        .parse::<netvm_pktgen::Rate>()
+                        .map_err(|e| bad(format!("{e}, or `search` (an NDR/PDR search)")))?
+                    {
+                        netvm_pktgen::Rate::Max => Offered::Max,
+                        netvm_pktgen::Rate::Pps(p) => Offered::Pps(p),
+                    },
+                );
             }
             for &s in &g.size {
                 if !(netvm_pktgen::SizeMix::MIN..=netvm_pktgen::SizeMix::MAX).contains(&s) {
@@ -350,12 +447,8 @@ impl MatrixConfig {
                                 },
                             };
                             for &size in &g.size {
-                                for &rate_pps in &rates {
-                                    out.insert(Point {
-                                        setup,
-                                        size,
-                                        rate_pps,
-                                    });
+                                for &rate in &rates {
+                                    out.insert(Point { setup, size, rate });
                                 }
                             }
                         }
@@ -368,8 +461,9 @@ impl MatrixConfig {
 }
 
 /// The run plan: every run of every point, setups outermost (most expensive first, so that
-/// each setup is started exactly once), then repetition (so drift spreads over all points of
-/// a setup), then size, then rate.
+/// each setup is started exactly once); within a setup the single runs (paced, max) before the
+/// NDR/PDR searches (which take many trials each), then repetition (so drift spreads over all
+/// points of a setup), then size, then rate (paced by rate, then max).
 pub fn plan(points: &[Point], repetitions: u32) -> Vec<Run> {
     let mut runs: Vec<Run> = points
         .iter()
@@ -380,14 +474,10 @@ pub fn plan(points: &[Point], repetitions: u32) -> Vec<Run> {
         sb.cost()
             .cmp(&sa.cost())
             .then(sa.cmp(&sb))
+            .then((a.point.rate == Offered::Search).cmp(&(b.point.rate == Offered::Search)))
             .then(a.rep.cmp(&b.rep))
             .then(a.point.size.cmp(&b.point.size))
-            .then(
-                a.point
-                    .rate_pps
-                    .unwrap_or(u64::MAX)
-                    .cmp(&b.point.rate_pps.unwrap_or(u64::MAX)),
-            )
+            .then(a.point.rate.cmp(&b.point.rate))
     });
     runs
 }
@@ -448,7 +538,7 @@ mod tests {
         .collect();
         assert_eq!(setups, want);
         assert_eq!(pts.len(), want.len() * 2);
-        assert!(pts.iter().any(|p| p.rate_pps == Some(10_000)));
+        assert!(pts.iter().any(|p| p.rate == Offered::Pps(10_000)));
         assert!(c.points().is_ok());
         let bad = cfg(r#"[{"sut":["netvm"],"chain":[5],"size":[64]}]"#);
         assert!(bad.points().is_err());
@@ -461,7 +551,7 @@ mod tests {
     #[test]
     fn plan_puts_setup_outermost_and_expensive_first() {
         let c = cfg(r#"[{"sut":["netvm","testpmd","vhost"],"chain":[0,1,3],
-                "placement":["process","vm"],"size":[1518,64],"rate":["max","10k"]}]"#);
+                "placement":["process","vm"],"size":[1518,64],"rate":["max","10k","search"]}]"#);
         let pts = c.points().unwrap();
         let runs = plan(&pts, 2);
         assert_eq!(runs.len(), pts.len() * 2);
@@ -481,23 +571,29 @@ mod tests {
         assert_eq!(runs[0].point.setup.placement, Placement::Vm);
         assert_eq!(runs[0].point.setup.chain, 3);
         assert!(seen.windows(2).all(|w| w[0].cost() >= w[1].cost()));
-        // Inside a setup: repetition, then size, then rate (paced before max).
-        let first: Vec<(u32, u16, Option<u64>)> = runs
+        // Inside a setup: single runs before searches, then repetition, then size, then rate
+        // (paced before max).
+        let first: Vec<(u32, u16, Offered)> = runs
             .iter()
             .take_while(|r| r.point.setup == seen[0])
-            .map(|r| (r.rep, r.point.size, r.point.rate_pps))
+            .map(|r| (r.rep, r.point.size, r.point.rate))
             .collect();
+        let (p, m, s) = (Offered::Pps(10_000), Offered::Max, Offered::Search);
         assert_eq!(
             first,
             vec![
-                (0, 64, Some(10_000)),
-                (0, 64, None),
-                (0, 1518, Some(10_000)),
-                (0, 1518, None),
-                (1, 64, Some(10_000)),
-                (1, 64, None),
-                (1, 1518, Some(10_000)),
-                (1, 1518, None),
+                (0, 64, p),
+                (0, 64, m),
+                (0, 1518, p),
+                (0, 1518, m),
+                (1, 64, p),
+                (1, 64, m),
+                (1, 1518, p),
+                (1, 1518, m),
+                (0, 64, s),
+                (0, 1518, s),
+                (1, 64, s),
+                (1, 1518, s),
             ]
         );
     }
@@ -519,6 +615,7 @@ mod tests {
                 status,
                 error: None,
                 pktgen: None,
+                search: None,
                 load_avg: [0.0; 3],
                 unix_time: 0,
             };
@@ -537,5 +634,79 @@ mod tests {
         assert_eq!(p[0].0, runs[2].point.setup);
         assert_eq!(p[0].1, vec![runs[2], runs[3]]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn search_rate_and_section() {
+        let c = cfg(r#"[{"sut":["netvm"],"size":[64],"rate":["search","max"," Search "]}]"#);
+        assert_eq!(c.search, crate::search::SearchConfig::default());
+        let pts = c.points().unwrap();
+        assert_eq!(pts.len(), 2);
+        assert_eq!(pts[1].rate, Offered::Search);
+        assert_eq!(pts[1].key(), "netvm-c0-process-s64-rsearch");
+        assert_eq!(pts[0].key(), "netvm-c0-process-s64-rmax");
+        let with = |search: &str| -> Result<MatrixConfig, serde_json::Error> {
+            serde_json::from_str(&format!(
+                r#"{{"name":"t","duration_s":1,"search":{search},
+                    "groups":[{{"sut":["netvm"],"size":[64],"rate":["search"]}}]}}"#
+            ))
+        };
+        // Partial sections take the defaults for the rest.
+        let c = with(r#"{"trial_s":0.3,"latency_at":[0.5]}"#).unwrap();
+        assert_eq!(c.search.trial_s, 0.3);
+        assert_eq!(c.search.pdr_loss, 0.005);
+        assert_eq!(c.search.precision, 0.02);
+        assert_eq!(c.search.max_trials, 20);
+        assert!(c.points().is_ok());
+        assert!(with(r#"{"trials":3}"#).is_err(), "unknown field");
+        for (bad, says) in [
+            (r#"{"pdr_loss":0.5}"#, "pdr_loss 0.5 is outside [0, 0.5)"),
+            (r#"{"pdr_loss":-0.1}"#, "pdr_loss"),
+            (r#"{"precision":0}"#, "precision 0 is outside (0, 0.5]"),
+            (r#"{"precision":0.6}"#, "precision"),
+            (r#"{"trial_s":0}"#, "trial_s 0 must be > 0"),
+            (r#"{"max_trials":3}"#, "max_trials 3 is below 4"),
+            (
+                r#"{"latency_at":[0.5,1.5]}"#,
+                "latency_at 1.5 is outside (0, 1]",
+            ),
+            (r#"{"latency_at":[0]}"#, "latency_at 0 "),
+        ] {
+            let e = with(bad).unwrap().points().unwrap_err().to_string();
+            assert!(e.starts_with("search: ") && e.contains(says), "{bad}: {e}");
+        }
+        let e = cfg(r#"[{"sut":["netvm"],"size":[64],"rate":["serch"]}]"#)
+            .points()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("or `search`"), "{e}");
+    }
+
+    #[test]
+    fn offered_json_is_compatible_with_old_raw_results() {
+        let p = |rate: serde_json::Value| -> Point {
+            serde_json::from_value(serde_json::json!({
+                "setup": {"sut": "netvm", "chain": 0, "placement": "process", "domain": null},
+                "size": 64, "rate_pps": rate
+            }))
+            .unwrap()
+        };
+        assert_eq!(p(serde_json::json!(null)).rate, Offered::Max);
+        assert_eq!(p(serde_json::json!(10000)).rate, Offered::Pps(10_000));
+        assert_eq!(p(serde_json::json!("search")).rate, Offered::Search);
+        for o in [Offered::Max, Offered::Pps(7), Offered::Search] {
+            let pt = Point {
+                rate: o,
+                ..p(serde_json::json!(null))
+            };
+            let v = serde_json::to_value(pt).unwrap();
+            assert!(v.get("rate_pps").is_some(), "{v}");
+            assert_eq!(serde_json::from_value::<Point>(v).unwrap(), pt);
+        }
+        let bad: Result<Point, _> = serde_json::from_value(serde_json::json!({
+            "setup": {"sut": "netvm", "chain": 0, "placement": "process", "domain": null},
+            "size": 64, "rate_pps": "fast"
+        }));
+        assert!(bad.is_err());
     }
 }

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::aggregate::{aggregate, goals, AggPoint, Goal, Stats};
-use crate::matrix::{MatrixConfig, Placement, Run, Setup};
+use crate::matrix::{MatrixConfig, Offered, Placement, Run, Setup};
 use crate::runner::RunError;
 use crate::{RawResult, Status};
 
@@ -126,24 +126,54 @@ fn placement_name(s: &Setup) -> &'static str {
     }
 }
 
-fn rate_name(r: Option<u64>) -> String {
-    r.map_or_else(|| "max".into(), |r| r.to_string())
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Unavailable => "unavailable",
+        Status::Failed => "failed",
+    }
 }
 
-/// The CSV table, one row per point.
+/// The search columns of a CSV row (empty for other points).
+fn csv_search(a: &AggPoint) -> String {
+    let Some(x) = &a.search else {
+        return ",".repeat(13);
+    };
+    format!(
+        "{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{},{},{}",
+        x.mrr_mpps.median,
+        x.ndr.mpps.median,
+        x.ndr.mpps.min,
+        x.ndr.mpps.max,
+        x.ndr.gbps_l1.median,
+        x.ndr.gbps_frame.median,
+        x.pdr.mpps.median,
+        x.pdr.mpps.min,
+        x.pdr.mpps.max,
+        x.pdr.gbps_l1.median,
+        x.pdr.gbps_frame.median,
+        x.pdr_loss,
+        x.converged,
+        x.limited_by_generator,
+    )
+}
+
+/// The CSV table, one row per point. The `ndr_*`/`pdr_*` columns are filled for search points
+/// (rate `search`), medians over repetitions unless named `_min`/`_max`; `gbps_l1` includes
+/// 20 B of preamble and gap per frame, `gbps_frame` does not (no FCS in either).
 pub fn csv(points: &[AggPoint]) -> String {
     let mut s = String::from(
         "key,sut,chain,placement,domain,size,rate_pps,status,reps_ok,reps_failed,\
          rx_mpps_mean,rx_mpps_stddev,rx_mpps_min,rx_mpps_max,tx_mpps_mean,loss_ratio_mean,\
-         p50_us_mean,p99_us_mean,p999_us_mean,max_us_mean,reordered,error\n",
+         p50_us_mean,p99_us_mean,p999_us_mean,max_us_mean,reordered,\
+         mrr_mpps_median,ndr_mpps_median,ndr_mpps_min,ndr_mpps_max,ndr_gbps_l1_median,\
+         ndr_gbps_frame_median,pdr_mpps_median,pdr_mpps_min,pdr_mpps_max,pdr_gbps_l1_median,\
+         pdr_gbps_frame_median,pdr_loss,search_reps_converged,search_reps_generator_limited,\
+         error\n",
     );
     for a in points {
         let st = &a.point.setup;
-        let status = match a.status {
-            Status::Ok => "ok",
-            Status::Unavailable => "unavailable",
-            Status::Failed => "failed",
-        };
+        let status = status_name(a.status);
         let err = a
             .error
             .as_deref()
@@ -152,29 +182,38 @@ pub fn csv(points: &[AggPoint]) -> String {
             .next()
             .unwrap_or("")
             .replace(['"', ','], " ");
+        // A search has no single-run figures: those columns stay empty.
+        let single = if a.search.is_some() {
+            ",".repeat(10)
+        } else {
+            format!(
+                "{:.4},{:.4},{:.4},{:.4},{:.4},{:.6},{:.2},{:.2},{:.2},{:.2},{}",
+                a.rx_mpps.mean,
+                a.rx_mpps.stddev,
+                a.rx_mpps.min,
+                a.rx_mpps.max,
+                a.tx_mpps.mean,
+                a.loss_ratio.mean,
+                a.p50_us.mean,
+                a.p99_us.mean,
+                a.p999_us.mean,
+                a.max_us.mean,
+                a.reordered,
+            )
+        };
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{status},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.6},{:.2},{:.2},{:.2},{:.2},{},\"{err}\"",
+            "{},{},{},{},{},{},{},{status},{},{},{single},{},\"{err}\"",
             a.key,
             st.sut.name(),
             st.chain,
             placement_name(st),
             domain_name(st),
             a.point.size,
-            rate_name(a.point.rate_pps),
+            a.point.rate.name(),
             a.reps_ok,
             a.reps_failed,
-            a.rx_mpps.mean,
-            a.rx_mpps.stddev,
-            a.rx_mpps.min,
-            a.rx_mpps.max,
-            a.tx_mpps.mean,
-            a.loss_ratio.mean,
-            a.p50_us.mean,
-            a.p99_us.mean,
-            a.p999_us.mean,
-            a.max_us.mean,
-            a.reordered,
+            csv_search(a),
         );
     }
     s
@@ -199,11 +238,18 @@ pub fn markdown(res: &Results) -> String {
         res.config.repetitions,
         res.config.flows,
     );
-    s.push_str(
-        "| system | chain | placement | domain | size | offered | Mpps (mean ± sd) | loss | p50 µs | p99 µs | p99.9 µs |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    for a in &res.points {
+    let single: Vec<&AggPoint> = res
+        .points
+        .iter()
+        .filter(|a| a.point.rate != Offered::Search)
+        .collect();
+    if !single.is_empty() {
+        s.push_str(
+            "| system | chain | placement | domain | size | offered | Mpps (mean ± sd) | loss | p50 µs | p99 µs | p99.9 µs |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+    }
+    for a in single {
         let st = &a.point.setup;
         let mpps = match a.status {
             Status::Ok => format!("{:.3} ± {:.3}", a.rx_mpps.mean, a.rx_mpps.stddev),
@@ -220,7 +266,7 @@ pub fn markdown(res: &Results) -> String {
             placement_name(st),
             domain_name(st),
             a.point.size,
-            rate_name(a.point.rate_pps),
+            a.point.rate.name(),
             if ok {
                 format!("{:.2}%", a.loss_ratio.mean * 100.0)
             } else {
@@ -231,6 +277,7 @@ pub fn markdown(res: &Results) -> String {
             f(a.p999_us.mean, 1),
         );
     }
+    search_tables(&mut s, res);
     s.push_str("\n| goal | measured | target | met | inputs |\n|---|---|---|---|---|\n");
     for g in &res.goals {
         let _ = writeln!(
@@ -250,6 +297,112 @@ pub fn markdown(res: &Results) -> String {
     s
 }
 
+/// The NDR/PDR and latency tables of the search points, if any.
+fn search_tables(s: &mut String, res: &Results) {
+    let pts: Vec<&AggPoint> = res
+        .points
+        .iter()
+        .filter(|a| a.point.rate == Offered::Search)
+        .collect();
+    if pts.is_empty() {
+        return;
+    }
+    let c = &res.config.search;
+    let final_s = res.config.duration_s;
+    let _ =
+        writeln!(
+        s,
+        "\nNDR/PDR (RFC 2544 binary search, docs/benchmarks.md): NDR = no frame lost, PDR = loss \
+         ≤ {}%; loss counts every frame offered at the paced rate, including those the generator \
+         could not hand to the link. Precision {}%, {} s search trials, bounds verified with {} s \
+         trials, at most {} trials. Median (min–max) over repetitions. Gbit/s: L1 = pps × (size \
+         + 20 B preamble and gap) × 8 / frame bytes only = pps × size × 8; size without FCS. \
+         MRR: received rate at unpaced load.\n",
+        c.pdr_loss * 100.0,
+        c.precision * 100.0,
+        c.trial_s,
+        if final_s > c.trial_s { final_s } else { c.trial_s },
+        c.max_trials,
+    );
+    s.push_str(
+        "| system | chain | placement | domain | size | reps | MRR Mpps | NDR Mpps | NDR Gbit/s L1 / frame | PDR Mpps | PDR Gbit/s L1 / frame | converged | generator-limited |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let range = |x: &Stats| format!("{:.3} ({:.3}–{:.3})", x.median, x.min, x.max);
+    for a in &pts {
+        let st = &a.point.setup;
+        let head = format!(
+            "| {} | {} | {} | {} | {} |",
+            st.sut.name(),
+            st.chain,
+            placement_name(st),
+            domain_name(st),
+            a.point.size
+        );
+        match &a.search {
+            Some(x) => {
+                let _ = writeln!(
+                    s,
+                    "{head} {} | {:.3} | {} | {:.2} / {:.2} | {} | {:.2} / {:.2} | {}/{} | {}/{} |",
+                    x.reps,
+                    x.mrr_mpps.median,
+                    range(&x.ndr.mpps),
+                    x.ndr.gbps_l1.median,
+                    x.ndr.gbps_frame.median,
+                    range(&x.pdr.mpps),
+                    x.pdr.gbps_l1.median,
+                    x.pdr.gbps_frame.median,
+                    x.converged,
+                    x.reps,
+                    x.limited_by_generator,
+                    x.reps,
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "{head} 0 | {} | - | - | - | - | - | - |",
+                    status_name(a.status)
+                );
+            }
+        }
+    }
+    let lat: Vec<(&AggPoint, &crate::aggregate::AggLatency)> = pts
+        .iter()
+        .filter_map(|a| a.search.as_ref().map(|x| (*a, x)))
+        .flat_map(|(a, x)| x.latency.iter().map(move |l| (a, l)))
+        .collect();
+    if lat.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nRound-trip latency at fractions of each repetition's PDR ({final_s} s trials; median \
+         over repetitions of each trial's p50 and p99):\n"
+    );
+    s.push_str(
+        "| system | chain | placement | domain | size | load | offered Mpps | p50 µs | p99 µs | loss |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (a, l) in lat {
+        let st = &a.point.setup;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {}% of PDR | {:.3} | {:.1} | {:.1} | {:.3}% |",
+            st.sut.name(),
+            st.chain,
+            placement_name(st),
+            domain_name(st),
+            a.point.size,
+            l.fraction * 100.0,
+            l.rate_mpps.median,
+            l.p50_us.median,
+            l.p99_us.median,
+            l.loss_ratio.median * 100.0,
+        );
+    }
+}
+
 type Series = (String, Vec<(f64, f64)>);
 
 fn series_name(s: &Setup) -> String {
@@ -267,7 +420,7 @@ fn plots(points: &[AggPoint], out: &Path) {
         .collect();
     // Mpps vs size per chain (max rate).
     let mut by: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
-    for a in ok.iter().filter(|a| a.point.rate_pps.is_none()) {
+    for a in ok.iter().filter(|a| a.point.rate == Offered::Max) {
         by.entry(series_name(&a.point.setup))
             .or_default()
             .push((f64::from(a.point.size), a.rx_mpps.mean));
@@ -275,8 +428,8 @@ fn plots(points: &[AggPoint], out: &Path) {
     let s1: Vec<Series> = by.into_iter().collect();
     // Latency vs offered load (paced points, 64 B or whatever size was paced).
     let mut by: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
-    for a in ok.iter().filter(|a| a.point.rate_pps.is_some()) {
-        let r = a.point.rate_pps.unwrap_or(0) as f64;
+    for a in ok.iter().filter(|a| a.point.rate.pps().is_some()) {
+        let r = a.point.rate.pps().unwrap_or(0) as f64;
         by.entry(format!(
             "{} {} B p99",
             series_name(&a.point.setup),
@@ -294,11 +447,16 @@ fn plots(points: &[AggPoint], out: &Path) {
     }
     let s2: Vec<Series> = by.into_iter().collect();
     // netvm vs peers: Mpps at the smallest size vs chain length, per system.
-    let min_size = ok.iter().map(|a| a.point.size).min().unwrap_or(64);
+    let min_size = ok
+        .iter()
+        .filter(|a| a.point.rate == Offered::Max)
+        .map(|a| a.point.size)
+        .min()
+        .unwrap_or(64);
     let mut by: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for a in ok
         .iter()
-        .filter(|a| a.point.rate_pps.is_none() && a.point.size == min_size)
+        .filter(|a| a.point.rate == Offered::Max && a.point.size == min_size)
     {
         let st = &a.point.setup;
         let name = match st.domain {
@@ -394,4 +552,97 @@ fn line_chart(
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{Offered, Point, Sut};
+
+    #[test]
+    fn search_points_get_ndr_pdr_and_latency_tables() {
+        let cfg: MatrixConfig = serde_json::from_value(serde_json::json!({
+            "name": "t", "duration_s": 2.0,
+            "groups": [{"sut": ["netvm"], "size": [64], "rate": ["search", "max"]}]
+        }))
+        .unwrap();
+        let pts = cfg.points().unwrap();
+        let search = pts.iter().find(|p| p.rate == Offered::Search).unwrap();
+        let max = Point {
+            rate: Offered::Max,
+            ..*search
+        };
+        assert_eq!(search.setup.sut, Sut::Netvm);
+        let mk = |point: Point, status: Status| RawResult {
+            run: Run { point, rep: 0 },
+            status,
+            error: (status != Status::Ok).then(|| "boom, \"badly\"".into()),
+            pktgen: None,
+            search: (status == Status::Ok).then(|| crate::aggregate::tests::searched(5e6)),
+            load_avg: [0.0; 3],
+            unix_time: 0,
+        };
+        let points = aggregate(&[mk(*search, Status::Ok), mk(max, Status::Failed)]);
+        let res = Results {
+            name: "t".into(),
+            machine: Machine::here(),
+            load_avg_1m: Stats::default(),
+            config: cfg,
+            goals: goals(&points),
+            points,
+        };
+        let md = markdown(&res);
+        assert!(
+            md.contains(
+                "| system | chain | placement | domain | size | reps | MRR Mpps | NDR Mpps |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| netvm | 0 | process | - | 64 | 1 | 5.000 | 5.000 (5.000–5.000) | 3.36 / 2.56 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| netvm | 0 | process | - | 64 | 50% of PDR |"),
+            "{md}"
+        );
+        // The search point is not a row of the single-run table; the failed max point is.
+        assert!(
+            md.contains("| netvm | 0 | process | - | 64 | max | failed |"),
+            "{md}"
+        );
+        assert!(!md.contains("| search |"), "{md}");
+        // With searches only, no empty single-run table.
+        let only = Results {
+            points: res
+                .points
+                .iter()
+                .filter(|a| a.point.rate == Offered::Search)
+                .cloned()
+                .collect(),
+            ..res.clone()
+        };
+        let md_only = markdown(&only);
+        assert!(!md_only.contains("| offered |"), "{md_only}");
+        assert!(md_only.contains("| NDR Mpps |"), "{md_only}");
+        let csv = csv(&res.points);
+        let cols = |l: &str| l.split(',').count();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines.iter().all(|l| cols(l) == cols(lines[0])), "{csv}");
+        let head: Vec<&str> = lines[0].split(',').collect();
+        let row = lines
+            .iter()
+            .find(|l| l.contains("-rsearch"))
+            .unwrap()
+            .split(',')
+            .collect::<Vec<_>>();
+        let at = |name: &str| row[head.iter().position(|h| *h == name).unwrap()];
+        assert_eq!(at("ndr_mpps_median"), "5.0000");
+        assert!(at("pdr_gbps_frame_median").parse::<f64>().unwrap() >= 2.56);
+        assert_eq!(at("rx_mpps_mean"), "", "no single-run figures for a search");
+        assert_eq!(at("rate_pps"), "search");
+    }
 }

@@ -1,4 +1,5 @@
-//! The run loop: pending runs setup by setup, one pktgen process per run, raw results on disk.
+//! The run loop: pending runs setup by setup, one pktgen process per run (one per trial for an
+//! NDR/PDR search), raw results on disk.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::matrix::{self, MatrixConfig, Run, Setup};
-use crate::sut::{self, Env, Proc};
+use crate::matrix::{self, MatrixConfig, Offered, Run, Setup};
+use crate::search::{self, SearchResult, TrialOutcome};
+use crate::sut::{self, Env, Proc, Running};
 use crate::{load_avg, RawResult, Status};
 
 /// How to run a matrix.
@@ -64,7 +66,8 @@ fn write_raw(dir: &Path, raw: &RawResult) -> Result<(), RunError> {
     std::fs::rename(&tmp, &p).map_err(io(&p))
 }
 
-/// The pktgen arguments of one run.
+/// The pktgen arguments of one run. `catch_up`: a paced run sends every scheduled frame, late
+/// if the generator fell behind (search trials), instead of writing a backlog off.
 #[allow(clippy::too_many_arguments)]
 fn pktgen_args(
     cfg: &MatrixConfig,
@@ -73,10 +76,11 @@ fn pktgen_args(
     rx_queues: u16,
     size: u16,
     rate: Option<u64>,
+    catch_up: bool,
     duration: f64,
     json: &Path,
 ) -> Vec<String> {
-    vec![
+    let mut args = vec![
         "--dev".into(),
         dev.into(),
         "--rx-dev".into(),
@@ -99,7 +103,11 @@ fn pktgen_args(
         "30".into(),
         "--json".into(),
         json.display().to_string(),
-    ]
+    ];
+    if catch_up && rate.is_some() {
+        args.push("--catch-up".into());
+    }
+    args
 }
 
 /// Runs pktgen once against a running system; returns its report or why it failed.
@@ -221,23 +229,30 @@ fn run_setup(
     setup_dir: &Path,
     bar: &ProgressBar,
 ) -> Result<usize, RunError> {
-    let record =
-        |run: &Run, status: Status, error: Option<String>, rep: Option<netvm_pktgen::Report>| {
-            write_raw(
-                raw_dir,
-                &RawResult {
-                    run: *run,
-                    status,
-                    error,
-                    pktgen: rep,
-                    load_avg: load_avg(),
-                    unix_time: now_unix(),
-                },
-            )
-        };
+    let record_with = |run: &Run,
+                       status: Status,
+                       error: Option<String>,
+                       rep: Option<netvm_pktgen::Report>,
+                       search: Option<SearchResult>| {
+        write_raw(
+            raw_dir,
+            &RawResult {
+                run: *run,
+                status,
+                error,
+                pktgen: rep,
+                search,
+                load_avg: load_avg(),
+                unix_time: now_unix(),
+            },
+        )
+    };
+    let record = |run: &Run, status: Status, error: Option<String>| {
+        record_with(run, status, error, None, None)
+    };
     if let Some(why) = setup.unavailable() {
         for r in runs {
-            record(r, Status::Unavailable, Some(why.clone()), None)?;
+            record(r, Status::Unavailable, Some(why.clone()))?;
             bar.inc(1);
         }
         return Ok(0);
@@ -247,7 +262,7 @@ fn run_setup(
         Ok(s) => s,
         Err(e) => {
             for r in runs {
-                record(r, Status::Failed, Some(format!("starting: {e}")), None)?;
+                record(r, Status::Failed, Some(format!("starting: {e}")))?;
                 bar.inc(1);
             }
             return Ok(0);
@@ -268,6 +283,7 @@ fn run_setup(
             sut.pktgen_rx_queues,
             size,
             None,
+            false,
             opts.warmup_s,
             &json,
         );
@@ -291,7 +307,24 @@ fn run_setup(
             }
         }
         if let Some(e) = &broken {
-            record(r, Status::Failed, Some(e.clone()), None)?;
+            record(r, Status::Failed, Some(e.clone()))?;
+            bar.inc(1);
+            continue;
+        }
+        if r.point.rate == Offered::Search {
+            let trial = Trial {
+                cfg,
+                opts,
+                json: &json,
+                log: &plog,
+                run: r,
+                bar,
+            };
+            match run_search(&trial, &mut sut) {
+                Ok(res) => record_with(r, Status::Ok, None, None, Some(res))?,
+                Err(e) => record(r, Status::Failed, Some(e))?,
+            }
+            made += 1;
             bar.inc(1);
             continue;
         }
@@ -301,7 +334,8 @@ fn run_setup(
             &sut.pktgen_rx_dev,
             sut.pktgen_rx_queues,
             r.point.size,
-            r.point.rate_pps,
+            r.point.rate.pps(),
+            false,
             cfg.duration_s,
             &json,
         );
@@ -313,8 +347,8 @@ fn run_setup(
             plog.clone(),
             budget(cfg.duration_s),
         ) {
-            Ok(rep) => record(r, Status::Ok, None, Some(rep))?,
-            Err(e) => record(r, Status::Failed, Some(e), None)?,
+            Ok(rep) => record_with(r, Status::Ok, None, Some(rep), None)?,
+            Err(e) => record(r, Status::Failed, Some(e))?,
         }
         made += 1;
         bar.inc(1);
@@ -325,4 +359,50 @@ fn run_setup(
     let p = setup_dir.join(format!("{}.json", setup.key()));
     std::fs::write(&p, serde_json::to_string_pretty(&rec).unwrap_or_default()).map_err(io(&p))?;
     Ok(made)
+}
+
+/// What a search trial needs besides the running system.
+struct Trial<'a> {
+    cfg: &'a MatrixConfig,
+    opts: &'a RunOptions,
+    json: &'a Path,
+    log: &'a Path,
+    run: &'a Run,
+    bar: &'a ProgressBar,
+}
+
+/// An NDR/PDR search on a running system: one pktgen process per trial, paced trials with
+/// `--catch-up` (every scheduled frame is offered; see [`crate::search`]).
+fn run_search(t: &Trial, sut: &mut Running) -> Result<SearchResult, String> {
+    let mut n = 0;
+    let key = t.run.point.key();
+    search::search(&t.cfg.search, t.cfg.duration_s, |rate, secs| {
+        sut.check_alive()?;
+        n += 1;
+        t.bar.set_message(format!(
+            "{key} trial {n} at {}",
+            rate.map_or_else(|| "max".into(), |r| format!("{:.3} Mpps", r as f64 / 1e6))
+        ));
+        let args = pktgen_args(
+            t.cfg,
+            &sut.pktgen_dev,
+            &sut.pktgen_rx_dev,
+            sut.pktgen_rx_queues,
+            t.run.point.size,
+            rate,
+            true,
+            secs,
+            t.json,
+        );
+        let budget = Duration::from_secs_f64(secs + t.cfg.drain_s + 60.0);
+        let rep = pktgen(
+            t.opts,
+            t.cfg.pktgen_nice,
+            args,
+            t.json,
+            t.log.to_path_buf(),
+            budget,
+        )?;
+        Ok(TrialOutcome::from(&rep))
+    })
 }

@@ -36,6 +36,12 @@ pub struct Options {
     /// Offered rate: frames per second (`10k`, `2.5m`) or `max`.
     #[arg(long, default_value = "max")]
     pub rate: Rate,
+    /// With a paced rate: when the generator falls behind (its thread descheduled, the device
+    /// refusing frames), send the whole backlog as soon as it can instead of writing off all
+    /// but one burst. Every scheduled frame is then offered, late if need be (RFC 2544 trials);
+    /// the default keeps a stall from turning into a burst that distorts latency.
+    #[arg(long)]
+    pub catch_up: bool,
     /// Number of flows (UDP source ports 1024.., then source addresses).
     #[arg(long, default_value_t = 1)]
     pub flows: u32,
@@ -249,6 +255,7 @@ pub fn run(opts: &Options) -> Result<Report, PktgenError> {
     let start = dpdk::rdtsc();
     let end = start.saturating_add(dur_cycles);
     let mut pacer = match opts.rate {
+        Rate::Pps(r) if opts.catch_up => Some(Pacer::new(start, r, hz).catching_up()),
         Rate::Pps(r) => Some(Pacer::new(start, r, hz)),
         Rate::Max => None,
     };
@@ -305,6 +312,8 @@ pub fn run(opts: &Options) -> Result<Report, PktgenError> {
             Rate::Max => None,
         },
         duration_s: dur_s,
+        offered: pacer.as_ref().map_or(sent + unsent, Pacer::scheduled),
+        catch_up: opts.catch_up && pacer.is_some(),
         sent,
         received,
         lost,

@@ -164,15 +164,19 @@ impl FromStr for SizeMix {
 }
 
 /// Spreads frames evenly over time with the TSC: at time `now` the generator may have issued
-/// `(now - start) * rate / hz` frames. A backlog (the thread was descheduled) is caught up by
-/// at most one burst; older debt is written off and counted, so a stall does not turn into a
-/// burst that distorts the latency of what follows.
+/// `(now - start) * rate / hz` frames. By default a backlog (the thread was descheduled, or the
+/// device refused frames) is caught up by at most one burst; older debt is written off and
+/// counted, so a stall does not turn into a burst that distorts the latency of what follows.
+/// [`Pacer::catching_up`] keeps the whole backlog instead: every scheduled frame is handed out,
+/// late if need be (RFC 2544 trials, where a frame not offered would count as lost).
 #[derive(Debug, Clone)]
 pub struct Pacer {
     start: u64,
     rate: u64,
     hz: u64,
     issued: u64,
+    scheduled: u64,
+    max_debt: u64,
     /// Frames written off because the generator fell behind by more than a burst.
     pub skipped: u64,
 }
@@ -185,8 +189,17 @@ impl Pacer {
             rate,
             hz: hz.max(1),
             issued: 0,
+            scheduled: 0,
+            max_debt: BURST as u64,
             skipped: 0,
         }
+    }
+
+    /// The same pacer, but it never writes a backlog off: frames fall due on schedule and are
+    /// handed out as soon as there is room, however late.
+    pub fn catching_up(mut self) -> Self {
+        self.max_debt = u64::MAX;
+        self
     }
 
     /// How many frames are due at `now`, at most `max`; the caller must issue them (they are
@@ -196,8 +209,9 @@ impl Pacer {
         let elapsed = u128::from(now.saturating_sub(self.start));
         let target = elapsed * u128::from(self.rate) / u128::from(self.hz);
         let target = u64::try_from(target).unwrap_or(u64::MAX);
+        self.scheduled = self.scheduled.max(target);
         let mut debt = target.saturating_sub(self.issued);
-        let cap = BURST as u64;
+        let cap = self.max_debt;
         if debt > cap {
             self.skipped += debt - cap;
             self.issued += debt - cap;
@@ -207,6 +221,13 @@ impl Pacer {
         self.issued += n;
         // n <= max.
         usize::try_from(n).unwrap_or(max)
+    }
+
+    /// Frames scheduled so far, `⌊(now − start) × rate / hz⌋` as of the last call of
+    /// [`Pacer::due`]: the ones handed out, the ones written off ([`Pacer::skipped`]) and the
+    /// backlog not handed out yet.
+    pub fn scheduled(&self) -> u64 {
+        self.scheduled
     }
 }
 
@@ -331,6 +352,17 @@ pub struct Report {
     pub rate_pps: Option<u64>,
     /// Seconds of sending (measured with the TSC).
     pub duration_s: f64,
+    /// Frames offered. Paced: the frames the pacer scheduled during sending,
+    /// `⌊rate × t⌋` with `t` the sending time up to its last scheduling decision (at most one
+    /// loop iteration, about a microsecond, short of `duration_s`); this includes frames written
+    /// off (`pacing_skipped`), built but not taken (`unsent`), still due when sending ended, and
+    /// not built for want of a free buffer. Max: the frames built (`sent + unsent`). 0 in
+    /// reports of older versions.
+    #[serde(default)]
+    pub offered: u64,
+    /// Whether the pacer caught up with its backlog instead of writing it off (`--catch-up`).
+    #[serde(default)]
+    pub catch_up: bool,
     /// Frames the TX device accepted.
     pub sent: u64,
     /// Frames received (during sending and the drain).
@@ -404,6 +436,31 @@ mod tests {
         assert_eq!(p.due(1_010_000, 32), 32);
         assert_eq!(p.skipped, 1000 - 32);
         assert_eq!(p.due(1_011_000, 32), 1);
+        // Everything due so far, handed out or written off.
+        assert_eq!(p.scheduled(), 1011);
+        assert_eq!(p.scheduled(), 5 + 2 + 3 + 32 + p.skipped + 1);
+        // No room (the device refuses frames): the backlog up to a burst waits, is scheduled.
+        assert_eq!(p.due(1_020_000, 0), 0);
+        assert_eq!(p.scheduled(), 1020);
+    }
+
+    #[test]
+    fn catching_up_pacer_keeps_the_backlog() {
+        let hz = 1_000_000_000;
+        let mut p = Pacer::new(0, 1_000_000, hz).catching_up();
+        assert_eq!(p.due(5_000, 32), 5);
+        // A 1 ms stall: 1000 frames due, handed out a burst at a time, none written off.
+        assert_eq!(p.due(1_005_000, 32), 32);
+        assert_eq!(p.due(1_005_000, 32), 32);
+        assert_eq!(p.skipped, 0);
+        assert_eq!(p.scheduled(), 1005);
+        let mut handed = 5 + 64;
+        for _ in 0..40 {
+            handed += p.due(1_005_000, 32) as u64;
+        }
+        assert_eq!(handed, 1005);
+        assert_eq!(p.due(1_005_000, 32), 0);
+        assert_eq!(p.due(1_006_000, 32), 1);
     }
 
     #[test]
