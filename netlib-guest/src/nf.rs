@@ -43,8 +43,9 @@ impl Default for PollPolicy {
     ///
     /// Short spins: where NFs share a CPU, an NF spinning on an empty ring keeps the CPU from
     /// the NF that has work until it sleeps. Three l2fwd NFs on one CPU (benches/hop_bench.sh
-    /// layout, chain entry backpressure on) forwarded about 3 Mpps with 2048 spins and about
-    /// 7 Mpps with 128–256; one NF on its own CPU was the same with either (about 20 Mpps).
+    /// layout, chain entry backpressure on) forwarded about 3.1 Mpps with 2048 spins, 5.3 with
+    /// 1024, 8.2–8.5 with 256 and 6.6–7.0 with 32; one NF on its own CPU was the same with 256
+    /// or 2048 (about 26 Mpps). See docs/shm-abi.md (doorbell).
     ///
     /// No yield phase by default: when an NF shares its CPU with a busy task (a traffic
     /// generator, another polling NF), each `sched_yield` hands that task a whole time slice
