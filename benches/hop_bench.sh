@@ -9,7 +9,9 @@
 #   ovs          : OVS-DPDK 3.1 (netdev bridge, PMD on the switch CPU, net_null ports as `dpdk`
 #                  interfaces) + one testpmd NF over vhost-user (dpdkvhostuserclient); chain 1
 #                  only, and only where installed (benches/setup-ovs.sh)
-#   p2p          : netvm port->port and testpmd io-fwd null->null (the ceilings)
+#   p2p          : netvm port->port and testpmd io-fwd null->null (the ceilings); testpmd twice:
+#                  with its native mbuf pool and with --mp-alloc=xbuf (pinned external data
+#                  buffers: netvm's model, headers private, data in the shared region)
 # Points run in interleaved rounds (round r runs every point once, in a rotated order), and the
 # table gives each point's median and range, with the switch's busy cycles per frame (a frame
 # of a K-NF chain crosses the switch K + 1 times) and the first NF's busy cycles per packet:
@@ -137,9 +139,9 @@ ovs_run() { # $1 = chain length (1 only), $2 = size; prints "Mpps cycles-per-fra
   ovs-ofctl add-flow "$mg" "in_port=3,actions=output:2"
   sleep 1 # warm-up (links up, PMD running), not measured
   local tx0 c0 t0 tx1 c1 t1
-  read -r tx0 c0 t0 < <(ovs_sample "$d" out)
+  read -r tx0 c0 t0 < <(ovs_sample "$d" "$br")
   sleep $((SECS - 1))
-  read -r tx1 c1 t1 < <(ovs_sample "$d" out)
+  read -r tx1 c1 t1 < <(ovs_sample "$d" "$br")
   kill "$vspid" "$nfpid" "$dbpid" 2>/dev/null || true
   wait "$vspid" "$nfpid" "$dbpid" 2>/dev/null || true
   unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
@@ -148,21 +150,25 @@ tx=$tx1-$tx0; dt=$t1-$t0; cyc=$c1-$c0
 print(f'{tx/dt/1e6:.2f} {cyc/tx:.1f} -' if tx > 0 and dt > 0 else '0 - -')"
 }
 
-ovs_sample() { # $1 = dir, $2 = port: "tx_packets pmd_busy_cycles seconds"
+ovs_sample() { # $1 = dir, $2 = bridge: "frames-out pmd_busy_cycles seconds"
   local tx cyc
-  tx=$(ovs-vsctl "--db=unix:$1/db.sock" get Interface "$2" statistics:tx_packets 2>/dev/null || echo 0)
+  # Frames out: the packet count of the flow that outputs to `out` (OVS reads net_null's port
+  # statistics as 0), fresh after a revalidation round.
+  ovs-appctl -t "$1/vs.ctl" revalidator/wait > /dev/null 2>&1 || true
+  tx=$(ovs-ofctl dump-flows "unix:$1/$2.mgmt" 2>/dev/null \
+    | awk '/in_port=3/ {for (i = 1; i <= NF; i++) if ($i ~ /^n_packets=/) {sub(/n_packets=/, "", $i); sub(/,/, "", $i); print $i}}')
   # The PMD's processing (busy) cycles so far.
   cyc=$(ovs-appctl -t "$1/vs.ctl" dpif-netdev/pmd-stats-show 2>/dev/null \
     | awk '/processing cycles:/ {gsub(/[^0-9]/, "", $3); s += $3} END {print s + 0}')
-  echo "$tx $cyc $(date +%s.%N)"
+  echo "${tx:-0} $cyc $(date +%s.%N)"
 }
 
-testpmd_p2p() { # $1 = size
+testpmd_p2p() { # $1 = size, $2 = mbuf pool (native | xbuf: pinned external buffers, netvm's model)
   local pfx="hop$$-$RANDOM"
   timeout -s INT $((SECS + 4)) dpdk-testpmd --lcores="0@$SW,1@$SW" --main-lcore=0 --no-pci \
     --in-memory --no-telemetry --file-prefix="$pfx" --vdev "net_null0,size=$1,copy=1" \
     --vdev net_null1,no-rx=1 -- --forward-mode=io --nb-cores=1 --stats-period=1 \
-    --no-lsc-interrupt --record-core-cycles > "$TMP/p2p.log" 2>&1 || true
+    --no-lsc-interrupt --record-core-cycles "--mp-alloc=${2:-native}" > "$TMP/p2p.log" 2>&1 || true
   echo "$(tp_rate "$TMP/p2p.log" 1) $(tp_cycles "$TMP/p2p.log") -"
 }
 
@@ -209,7 +215,7 @@ PY
 
 POINTS=()
 for size in $SIZES; do
-  POINTS+=("p2p-netvm 0 $size" "p2p-testpmd 0 $size")
+  POINTS+=("p2p-netvm 0 $size" "p2p-testpmd 0 $size" "p2p-testpmd-xbuf 0 $size")
   for k in $CHAINS; do
     for sys in $SYSTEMS; do
       [ "$sys" = ovs ] && [ "$k" != 1 ] && continue
@@ -225,7 +231,8 @@ for r in $(seq 1 "$ROUNDS"); do
     read -r sys k size <<< "${POINTS[$(( (j + r) % np ))]}"
     case $sys in
       p2p-netvm) out=$(netvm_run 0 "$size") ;;
-      p2p-testpmd) out=$(testpmd_p2p "$size") ;;
+      p2p-testpmd) out=$(testpmd_p2p "$size" native) ;;
+      p2p-testpmd-xbuf) out=$(testpmd_p2p "$size" xbuf) ;;
       netvm) out=$(netvm_run "$k" "$size") ;;
       ovs) out=$(ovs_run "$k" "$size") ;;
       *) out=$(testpmd_switch "$sys" "$k" "$size") ;;
@@ -278,11 +285,14 @@ for size in sorted({k[2] for k in runs}):
     tp = get("p2p-testpmd", 0)
     if p2p and tp:
         print(f"{size} B: netvm port->port / testpmd io-fwd (medians) = {statistics.median(p2p) / statistics.median(tp):.2f}  (goal >= 0.85)")
+    tx = get("p2p-testpmd-xbuf", 0)
+    if p2p and tx:
+        print(f"{size} B: netvm port->port / testpmd io-fwd with pinned external buffers (--mp-alloc=xbuf, netvm's buffer model) = {statistics.median(p2p) / statistics.median(tx):.2f}")
 out = sys.argv[2] if len(sys.argv) > 2 else ""
 if out:
     os.makedirs(out, exist_ok=True)
     shutil.copy(sys.argv[1], os.path.join(out, "runs.txt"))
-    colors = {"p2p-netvm": "#1f77b4", "p2p-testpmd": "#7f7f7f", "netvm": "#1f77b4",
+    colors = {"p2p-netvm": "#1f77b4", "p2p-testpmd": "#7f7f7f", "p2p-testpmd-xbuf": "#bcbd22", "netvm": "#1f77b4",
               "memif-copy": "#ff7f0e", "memif-zc": "#2ca02c", "vhost": "#d62728", "ovs": "#9467bd"}
     for size in sorted({k[2] for k in runs}):
         keys = sorted([k for k in runs if k[2] == size], key=lambda k: (k[1], k[0]))
