@@ -5,28 +5,12 @@
 //! Needs the workspace binaries (`cargo build --workspace`, as scripts/test.sh does), hugepages
 //! or the no-huge fallback, and root for the manager's hugepage handling.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use common::bin_dir;
 use netvm_benches::matrix::MatrixConfig;
 use netvm_benches::runner::{run, RunOptions};
 use serde_json::Value;
-
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    for b in ["netvm-pktgen", "netvm-manager", "netvm-core", "l2fwd"] {
-        assert!(
-            dir.join(b).exists(),
-            "{} is not built: run `cargo build --workspace` first (scripts/test.sh does)",
-            dir.join(b).display()
-        );
-    }
-    dir
-}
 
 #[test]
 fn tiny_matrix_end_to_end() {
