@@ -602,7 +602,7 @@ pub fn handle_on(sh: &Shared, line: &str, conn: u64) -> Value {
                 return fail(e.to_string());
             }
             let t = Arc::new(t);
-            *guard = Arc::clone(&t);
+            sh.install_tables(&mut guard, Arc::clone(&t));
             drop(guard);
             broadcast(sh, || Command::Tables(Arc::clone(&t)));
             answer(&SetChainsAnswer {
@@ -739,11 +739,13 @@ fn nf_add(sh: &Shared, name: &str, service: &str, domain: &str) -> Result<NfAddA
         }
     };
     let t = Arc::new(t);
-    *guard = Arc::clone(&t);
+    sh.install_tables(&mut guard, Arc::clone(&t));
     drop(guard);
     // The slot names its service id and instance position from the tables just set.
     if let Err(e) = reserve_slot(sh, i) {
-        *sh.tables.lock().unwrap_or_else(|p| p.into_inner()) = old;
+        let mut guard = sh.tables.lock().unwrap_or_else(|p| p.into_inner());
+        sh.install_tables(&mut guard, old);
+        drop(guard);
         undo(sh);
         return Err(format!("reserving the slot of NF {name:?}: {e}"));
     }
@@ -798,7 +800,7 @@ fn nf_remove(sh: &Shared, name: &str) -> Result<NfRemoveAnswer, String> {
     let mut t = (**guard).clone();
     t.remove_instance(crate::id16(i));
     let t = Arc::new(t);
-    *guard = Arc::clone(&t);
+    sh.install_tables(&mut guard, Arc::clone(&t));
     drop(guard);
     broadcast(sh, || Command::Tables(Arc::clone(&t)));
     sh.remove_requests

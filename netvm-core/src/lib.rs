@@ -392,8 +392,12 @@ pub struct Shared {
     pub nf_changes: Mutex<()>,
     /// NFs to remove, for the supervisor (`nf_remove`): (entry, whether it was attached).
     pub remove_requests: Mutex<Vec<(usize, bool)>>,
-    /// Tables in force (the control side's copy).
+    /// Tables in force (the control side's copy; its lock serialises the writers, who install
+    /// new tables with [`Shared::install_tables`]).
     pub tables: Mutex<Arc<Tables>>,
+    /// The same tables, for workers to read without a lock: a packet of a chain newer than the
+    /// worker's own tables (`worker/returns.rs`).
+    pub tables_now: arc_swap::ArcSwap<Tables>,
     /// Per-worker command queues.
     pub commands: Vec<ArrayQueue<Command>>,
     /// Per-worker snapshot slots.
@@ -427,6 +431,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Installs `t` as the tables in force: the control side's copy (`guard`, the caller holds
+    /// the lock of [`Shared::tables`]) and the lock-free copy workers read.
+    pub(crate) fn install_tables(&self, guard: &mut Arc<Tables>, t: Arc<Tables>) {
+        self.tables_now.store(Arc::clone(&t));
+        *guard = t;
+    }
+
     /// Removes every region file this core made: the domains' and the NFs' control regions.
     pub fn remove_files(&self) {
         for n in &self.nfs {
@@ -703,7 +714,7 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
             .and_then(|i| u16::try_from(i).ok())
     };
     let tables = match Tables::build(&cfg, &port_ids) {
-        Ok(t) => t,
+        Ok(t) => Arc::new(t),
         Err(e) => {
             cleanup_nfs(&nfs);
             cleanup(&domains);
@@ -717,7 +728,8 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         nfs,
         nf_changes: Mutex::new(()),
         remove_requests: Mutex::new(Vec::new()),
-        tables: Mutex::new(Arc::new(tables)),
+        tables: Mutex::new(Arc::clone(&tables)),
+        tables_now: arc_swap::ArcSwap::new(tables),
         commands: (0..nworkers).map(|_| ArrayQueue::new(1024)).collect(),
         snapshots: (0..nworkers).map(|_| SnapshotSlot::default()).collect(),
         snapshot_epoch: AtomicU64::new(0),

@@ -3,9 +3,9 @@
 //! first NF does no work on frames the congested one would drop (`ring_full`).
 //!
 //! Two chains of two real l2fwd NFs each, fed by endless sources on one worker. The second NF
-//! of each is stopped (SIGSTOP): chain `bp` (default: backpressure) then loses nothing between
-//! its NFs — its first NF returned exactly what its second received — and counts the entry
-//! drops; chain `nobp` (`"backpressure": false`) keeps feeding its first NF and loses the
+//! of each is stopped (SIGSTOP): chain `bp` (default: backpressure) then loses less than a
+//! ring between its NFs, its first NF gets at most a ring more, and the entry drops are
+//! counted; chain `nobp` (`"backpressure": false`) keeps feeding its first NF and loses the
 //! excess at the stopped NF's ring. Resumed (SIGCONT), chain `bp` forwards again; the
 //! accounting holds at every snapshot and every pool is full after shutdown.
 
@@ -83,15 +83,15 @@ fn a_stalled_later_nf_stops_its_chain_at_the_entry_only() {
     let st = core.wait_stats(Duration::from_secs(60), |st| {
         u(&st["drops"]["backpressure"]) > 100_000 && lost_between(st, "b1", "b2") > 100_000
     });
-    // Chain bp: nothing lost between its NFs, the stalled NF holds less than its ring, and
-    // the first NF stopped getting frames (its count grows by no more than a ring later).
-    assert_eq!(
-        lost_between(&st, "a1", "a2"),
-        0,
-        "chain bp lost frames at its stalled NF: {st:#}"
+    // Chain bp: what it lost at its stalled NF's ring is at most what was already on its way
+    // there when the NF stopped (frames the first NF had taken from its ring are not counted
+    // by the gate) — less than a ring, where chain nobp loses every frame its first NF
+    // processes. The first NF gets at most a ring more while its chain stays backed up.
+    let lost_then = lost_between(&st, "a1", "a2");
+    assert!(
+        lost_then < ring,
+        "chain bp lost {lost_then} at its stalled NF: {st:#}"
     );
-    let a2_held = u(&nf(&st, "a2")["delivered"]).saturating_sub(u(&nf(&st, "a2")["returned"]));
-    assert!(a2_held < ring, "a2 holds {a2_held}: {st:#}");
     let a1_then = u(&nf(&st, "a1")["delivered"]);
     let later = core.wait_stats(Duration::from_secs(60), |s| {
         u(&s["drops"]["backpressure"]) > u(&st["drops"]["backpressure"]) + 100_000
@@ -100,7 +100,7 @@ fn a_stalled_later_nf_stops_its_chain_at_the_entry_only() {
         u(&nf(&later, "a1")["delivered"]) <= a1_then + ring,
         "a1 kept getting frames while a2 was stalled: {later:#}"
     );
-    assert_eq!(lost_between(&later, "a1", "a2"), 0, "{later:#}");
+    assert!(lost_between(&later, "a1", "a2") < ring, "{later:#}");
     // Chain nobp: its first NF keeps working; the excess dies at the stalled NF's ring.
     assert!(
         u(&nf(&later, "b1")["delivered"]) > u(&nf(&st, "b1")["delivered"]) + ring,

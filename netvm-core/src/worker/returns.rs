@@ -285,9 +285,9 @@ impl State {
     }
 }
 
-/// The tables the control side has in force now (a lock: only for a packet of a chain this
-/// worker's tables do not know yet).
+/// The tables the control side has in force now, read without a lock (only for a packet of a
+/// chain this worker's tables do not know yet).
 #[cold]
 fn newest_tables(sh: &Shared) -> std::sync::Arc<Tables> {
-    sh.tables.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    sh.tables_now.load_full()
 }
