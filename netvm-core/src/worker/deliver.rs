@@ -203,7 +203,7 @@ impl State {
 
     /// Descriptors in this worker's RX ring to NF `nf` plus those staged for it, and the
     /// ring's capacity. One load of the NF's consumer index per round; a corrupt index
-    /// counts as empty here (`flush_nf` quarantines the NF).
+    /// counts as empty here (`check_rx_rings` and `flush_nf` get the NF quarantined).
     #[inline]
     fn nf_used(&mut self, nf: u16) -> (u32, u32) {
         let round = self.round;
