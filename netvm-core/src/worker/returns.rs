@@ -40,9 +40,13 @@ impl State {
             }
             None => 0,
         };
+        // The NF's domain, read once per burst (an entry changes domain only after it is freed,
+        // and a freed entry has no TX ring to drain).
+        let dom_id = sh.nfs[usize::from(nf)].domain();
+        let dom = &sh.domains[usize::from(dom_id)];
         for i in 0..n {
             let raw = self.ret_buf[i];
-            self.take_back(sh, t, nf, raw);
+            self.take_back(sh, t, nf, dom_id, dom, raw);
         }
         if n > 0 {
             sh.nfs[usize::from(nf)]
@@ -78,10 +82,17 @@ impl State {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes back one descriptor NF `nf` (of domain `dom_id`, `dom`) returned.
     #[inline]
-    pub(super) fn take_back(&mut self, sh: &Shared, t: &Tables, nf: u16, raw: Descriptor) {
-        let nfr = &sh.nfs[usize::from(nf)];
-        let dom = &sh.domains[usize::from(nfr.domain())];
+    pub(super) fn take_back(
+        &mut self,
+        sh: &Shared,
+        t: &Tables,
+        nf: u16,
+        dom_id: u16,
+        dom: &crate::domain::Domain,
+        raw: Descriptor,
+    ) {
         let geom = dom.region.geometry();
         let checked = CheckedDesc::try_from_raw(raw, geom);
         // Ownership first: only a buffer this NF holds right now is acted on at all.
@@ -154,16 +165,7 @@ impl State {
                         None => self.free(m, DropReason::ChainEgressDrop),
                     }
                 } else {
-                    self.route(
-                        sh,
-                        t,
-                        m,
-                        nfr.domain(),
-                        owner.chain,
-                        next,
-                        owner.in_port,
-                        hash,
-                    );
+                    self.route(sh, t, m, dom_id, owner.chain, next, owner.in_port, hash);
                 }
             }
             Verdict::Service(id) => {
@@ -175,16 +177,7 @@ impl State {
                         if self.tap.is_some() {
                             self.tap_one(TapKind::NfOut, nf, m, in_port);
                         }
-                        self.route(
-                            sh,
-                            t,
-                            m,
-                            nfr.domain(),
-                            owner.chain,
-                            from + k,
-                            owner.in_port,
-                            hash,
-                        )
+                        self.route(sh, t, m, dom_id, owner.chain, from + k, owner.in_port, hash)
                     }
                     None => {
                         self.reject(sh, nf, RejectReason::ServiceUnknown);
