@@ -424,6 +424,13 @@ pub struct Shared {
     pub(crate) handoff_rx: Vec<worker::handoff::Spsc<worker::handoff::Handoff>>,
     /// Workers that left their RX loop (draining at shutdown).
     pub draining: std::sync::atomic::AtomicUsize,
+    /// Shutdown drain: bumped by a worker each time it starts a drain iteration with work in
+    /// sight (see `Worker::drain_quiet`).
+    pub drain_gen: AtomicU64,
+    /// Shutdown drain: workers inside such an iteration (holding frames privately).
+    pub drain_busy: std::sync::atomic::AtomicUsize,
+    /// Shutdown drain: a worker saw the whole core quiet; every worker stops draining.
+    pub drain_done: AtomicBool,
     /// How long a worker holds still for a snapshot's reader, ms (see `control::snapshot`).
     pub snapshot_wait_ms: AtomicU64,
     /// Least-loaded placements per (flow, service), shared by the workers (`worker::place`).
@@ -743,6 +750,9 @@ pub fn build(cfg: Config) -> Result<Arc<Shared>, CoreError> {
         handoff_tx: worker::handoff::rings(nworkers),
         handoff_rx: worker::handoff::rings(nworkers),
         draining: std::sync::atomic::AtomicUsize::new(0),
+        drain_gen: AtomicU64::new(0),
+        drain_busy: std::sync::atomic::AtomicUsize::new(0),
+        drain_done: AtomicBool::new(false),
         snapshot_wait_ms: AtomicU64::new(20),
         placements: worker::Placements::new(),
         config: cfg,

@@ -212,6 +212,15 @@ impl State {
     }
 
     /// Whether nothing waits in the rings towards this worker.
+    /// Whether an NF this worker drains has descriptors waiting in its TX ring (a corrupt
+    /// ring counts as waiting: the iteration that reads it quarantines the NF).
+    pub(super) fn returns_waiting(&mut self) -> bool {
+        self.nfs
+            .iter_mut()
+            .filter_map(|l| l.tx.as_mut())
+            .any(|c| c.len().map_or(true, |n| n > 0))
+    }
+
     pub(super) fn inbound_empty(&self, sh: &Shared) -> bool {
         let n = self.nworkers as usize;
         (0..n).filter(|&f| f != self.id).all(|from| {
@@ -219,6 +228,14 @@ impl State {
                 && sh.handoff_tx[from * n + self.id].len() == 0
         })
     }
+}
+
+/// Whether every hand-off ring of the core (all ordered pairs, both kinds) is empty.
+pub(super) fn all_empty(sh: &Shared) -> bool {
+    sh.handoff_rx
+        .iter()
+        .chain(sh.handoff_tx.iter())
+        .all(|r| r.len() == 0)
 }
 
 #[cfg(test)]

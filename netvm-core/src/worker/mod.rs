@@ -241,17 +241,31 @@ impl Worker {
         // until every worker drains (no more RX hand-offs can come), no NF holds anything and
         // nothing waits for this worker — or `drain` passes. Whatever a worker hands over
         // after its peer left is sent by `run_built` once all have stopped.
+        //
+        // Workers leave together, once one of them has seen the whole core quiet: a worker
+        // that left on its own view could leave frames behind — a frame another worker took
+        // off a hand-off ring and delivers to an NF this worker drains, or one passed from an
+        // NF to the next — whose return then nobody takes. An iteration with work in sight is
+        // bracketed (`drain_gen`, `drain_busy`) so that `drain_quiet` never concludes while a
+        // worker holds frames of which the shared counters do not know yet.
         let end = Instant::now() + drain;
         sh.draining.fetch_add(1, Ordering::SeqCst);
         loop {
-            self.iteration(&sh, false);
+            if !self.st.inbound_empty(&sh) || self.st.returns_waiting() {
+                sh.drain_gen.fetch_add(1, Ordering::SeqCst);
+                sh.drain_busy.fetch_add(1, Ordering::SeqCst);
+                self.iteration(&sh, false);
+                sh.drain_busy.fetch_sub(1, Ordering::SeqCst);
+            }
             if !self.st.pending_reclaims.is_empty() {
                 self.control(&sh);
             }
+            if sh.drain_done.load(Ordering::SeqCst) || Instant::now() >= end {
+                break;
+            }
             let all_draining = sh.draining.load(Ordering::SeqCst) >= sh.commands.len();
-            let quiet =
-                all_draining && sh.nfs.iter().all(|n| n.held() == 0) && self.st.inbound_empty(&sh);
-            if quiet || Instant::now() >= end {
+            if all_draining && drain_quiet(&sh) {
+                sh.drain_done.store(true, Ordering::SeqCst);
                 break;
             }
         }
@@ -405,6 +419,21 @@ impl State {
         // SAFETY: m is owned by this worker (rx'd, or taken back from an NF) and freed once.
         unsafe { sys::netvm_rte_pktmbuf_free(m) };
     }
+}
+
+/// Whether the whole core is quiet at shutdown, seen from a worker between its iterations:
+/// no worker inside a drain iteration with work, before and after looking (and none started
+/// one meanwhile: `drain_gen` unchanged), every hand-off ring empty and no NF holding a buffer.
+/// A worker's iteration publishes what it did (delivered and returned counts, hand-offs)
+/// before it leaves `drain_busy`, so a check that finds it outside sees its effects; one that
+/// starts after the first look changes `drain_gen`.
+fn drain_quiet(sh: &Shared) -> bool {
+    let gen = sh.drain_gen.load(Ordering::SeqCst);
+    if sh.drain_busy.load(Ordering::SeqCst) != 0 {
+        return false;
+    }
+    let quiet = handoff::all_empty(sh) && sh.nfs.iter().all(|n| n.held() == 0);
+    quiet && sh.drain_busy.load(Ordering::SeqCst) == 0 && sh.drain_gen.load(Ordering::SeqCst) == gen
 }
 
 /// A snapshot slot: the counters a worker last published and the epoch they belong to.
