@@ -5,10 +5,11 @@
 # with a live progress line and a final summary (rates, drops by reason and by firewall rule,
 # the accounting check). Two cases, each labelled:
 #   1. healthy: the source paced at 400 kpps (examples/demo.json, `rx_rate_pps`), a rate the
-#      two NFs sustain on one CPU: the only drops are the firewall's intended denials;
+#      two NFs sustain on one CPU: the drops are the firewall's intended denials (and, where
+#      the NFs' CPU is taken away for milliseconds, a few frames overflowing a ring);
 #   2. overload: the same chain with the source unpaced (examples/demo-overload.json): the NFs
-#      cannot keep up, and the excess is dropped at the chain's entry (`backpressure`) before
-#      it costs them anything.
+#      cannot keep up, and the excess is dropped before it costs them anything: at the chain's
+#      entry (`backpressure`) while the router is behind, else at the firewall's full ring.
 # Usage (as root): scripts/demo.sh      NETVM_DEMO_SECONDS=N for a longer or shorter healthy
 #                                       run (the overload case runs half as long).
 set -euo pipefail
@@ -23,5 +24,5 @@ echo "=== demo 1/2: healthy chain, source paced at 400 kpps (examples/demo.json)
 target/release/netvm-manager up examples/demo.json --duration "$secs"
 echo
 echo "=== demo 2/2: overload, the same chain with the source unpaced (examples/demo-overload.json)"
-echo "===           the NFs cannot keep up: the excess is dropped at the chain's entry (backpressure), by design"
+echo "===           the NFs cannot keep up: the excess is dropped at the chain's entry (backpressure) or the firewall's ring (ring_full), by design"
 exec target/release/netvm-manager up examples/demo-overload.json --duration "$(( (secs + 1) / 2 ))"

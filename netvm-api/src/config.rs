@@ -454,8 +454,9 @@ pub struct ChainConfig {
     #[serde(default)]
     pub failure: Failure,
     /// Backpressure at the chain's entry (default `true`): while a later NF of the chain is
-    /// behind (its RX ring from a worker at least ¾ full, until that worker sees it at most ¼
-    /// full), that worker drops new frames for the chain when they enter it (`backpressure`)
+    /// behind (its RX ring from a worker at least half full and, with what waits ahead of it,
+    /// all but full — until that worker sees the chain's rings at most ¼ full), that worker
+    /// drops new frames for the chain when they enter it (`backpressure`)
     /// instead of handing them to the first NF, which would spend its CPU on frames the
     /// congested NF then drops (`ring_full`). Matters most where NFs share a CPU. A position
     /// is behind only when every attached instance of it is; a chain's entry never waits on

@@ -145,9 +145,10 @@ impl State {
     }
 
     /// Entry backpressure for chain `chain`: whether it is backed up, i.e. some later
-    /// position k has `S_k ≥ ¾` of a ring, where `S_k` counts what waits in this worker's
-    /// rings at positions 0..=k (per position its least-filled attached instance): frames let
-    /// in now would overflow k's ring. Once backed up it stays so until every `S_k ≤ ¼`
+    /// position k is behind — its own ring (this worker's, its least-filled attached
+    /// instance) at least half full — and `S_k ≥ 15/16` of a ring, where `S_k` counts what
+    /// waits in this worker's rings at positions 0..=k: frames let in now would overflow k's
+    /// ring. Once backed up it stays so until every `S_k ≤ ¼`
     /// (hysteresis: the first NF then gets a long run of work, not a burst at a time, which
     /// matters where NFs share a CPU). Looked at once per round; a hop run by a peer instance
     /// ends the sum (its queue is not visible here).
@@ -168,6 +169,7 @@ impl State {
         }
         let mut sum = 0u32;
         let mut worst = 0u32;
+        let mut trip = false;
         let mut cap = u32::MAX;
         for (pos, &sid) in ch.services.iter().enumerate() {
             if ch.remote.get(pos).copied().flatten().is_some() {
@@ -185,9 +187,13 @@ impl State {
                 cap = cap.min(c);
                 least = Some(least.map_or(used, |l| l.min(used)));
             }
-            sum = sum.saturating_add(least.unwrap_or(0));
+            let here = least.unwrap_or(0);
+            sum = sum.saturating_add(here);
             if pos >= 1 {
                 worst = worst.max(sum);
+                // Behind: its own ring at least half full, and what waits up to it would
+                // (all but) fill that ring.
+                trip |= here >= cap / 2 && sum >= cap - cap / 16;
             }
         }
         let now = if cap == u32::MAX {
@@ -195,7 +201,7 @@ impl State {
         } else if was {
             worst > cap / 4
         } else {
-            worst >= cap - cap / 4
+            trip
         };
         self.chain_bp[usize::from(chain)] = (round, now);
         now
