@@ -3,9 +3,9 @@
 //! first NF does no work on frames the congested one would drop (`ring_full`).
 //!
 //! Two chains of two real l2fwd NFs each, fed by endless sources on one worker. The second NF
-//! of each is stopped (SIGSTOP): chain `bp` (default: backpressure) then loses less than a
-//! ring between its NFs, its first NF gets at most a ring more, and the entry drops are
-//! counted; chain `nobp` (`"backpressure": false`) keeps feeding its first NF and loses the
+//! of each is stopped (SIGSTOP): chain `bp` (default: backpressure) then loses less than two
+//! rings between its NFs from the stop on, its first NF gets at most a ring more, and the
+//! entry drops are counted; chain `nobp` (`"backpressure": false`) keeps feeding its first NF and loses the
 //! excess at the stopped NF's ring. Resumed (SIGCONT), chain `bp` forwards again; the
 //! accounting holds at every snapshot and every pool is full after shutdown.
 
@@ -78,18 +78,27 @@ fn a_stalled_later_nf_stops_its_chain_at_the_entry_only() {
     core.wait_stats(Duration::from_secs(60), |st| {
         port_tx(st, "out_bp") > 10_000 && port_tx(st, "out_nobp") > 10_000
     });
+    // What chain bp lost at a2's ring while both ran (a2 can fall behind a1 on a loaded
+    // machine: its ring overflows then too, as designed).
+    let base = lost_between(
+        &core.wait_stats(Duration::from_secs(5), |_| true),
+        "a1",
+        "a2",
+    );
     core.nfs[1].signal(libc::SIGSTOP);
     core.nfs[3].signal(libc::SIGSTOP);
     let st = core.wait_stats(Duration::from_secs(60), |st| {
         u(&st["drops"]["backpressure"]) > 100_000 && lost_between(st, "b1", "b2") > 100_000
     });
-    // Chain bp: what it lost at its stalled NF's ring is at most what was already on its way
-    // there when the NF stopped (frames the first NF had taken from its ring are not counted
-    // by the gate) — less than a ring, where chain nobp loses every frame its first NF
-    // processes. The first NF gets at most a ring more while its chain stays backed up.
-    let lost_then = lost_between(&st, "a1", "a2");
+    // Chain bp: what it lost at its stalled NF's ring from just before the stop is bounded
+    // by what was on its way there (frames the first NF had taken from its ring are not
+    // counted by the gate) and what the last moments of running lost — under two rings,
+    // where chain nobp loses every frame its first NF processes. The first NF gets at most a
+    // ring more while its chain stays backed up.
+    let since = |s: &Value| lost_between(s, "a1", "a2").saturating_sub(base);
+    let lost_then = since(&st);
     assert!(
-        lost_then < ring,
+        lost_then < 2 * ring,
         "chain bp lost {lost_then} at its stalled NF: {st:#}"
     );
     let a1_then = u(&nf(&st, "a1")["delivered"]);
@@ -100,7 +109,7 @@ fn a_stalled_later_nf_stops_its_chain_at_the_entry_only() {
         u(&nf(&later, "a1")["delivered"]) <= a1_then + ring,
         "a1 kept getting frames while a2 was stalled: {later:#}"
     );
-    assert!(lost_between(&later, "a1", "a2") < ring, "{later:#}");
+    assert!(since(&later) < 2 * ring, "{later:#}");
     // Chain nobp: its first NF keeps working; the excess dies at the stalled NF's ring.
     assert!(
         u(&nf(&later, "b1")["delivered"]) > u(&nf(&st, "b1")["delivered"]) + ring,
