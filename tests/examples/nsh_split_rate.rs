@@ -8,24 +8,11 @@ use std::time::Duration;
 use netvm_tests::netns::{start_split, Split, VethPair};
 use netvm_tests::traffic::{self, Load};
 use netvm_tests::{eal_section, worker_cpu, Core, Scratch};
+use netvm_tests::{report_path as path, report_port as port};
 use serde_json::{json, Value};
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
-}
-
-fn port<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["ports"]
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["name"] == name))
-        .unwrap_or_else(|| panic!("no port {name} in {report:#}"))
-}
-
-fn path(report: &Value, id: u32) -> &Value {
-    report["paths"]
-        .as_array()
-        .and_then(|a| a.iter().find(|p| p["path_id"] == id))
-        .unwrap_or_else(|| panic!("no path {id} in {report:#}"))
 }
 
 fn main() {

@@ -20,6 +20,22 @@ pub mod netns;
 pub mod traffic;
 pub mod vm;
 
+/// Port `name`'s entry in a report's `ports`; fails the test if there is none.
+pub fn report_port<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["ports"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["name"] == name))
+        .unwrap_or_else(|| panic!("no port {name} in {report:#}"))
+}
+
+/// Service path `id`'s entry in a report's `paths`; fails the test if there is none.
+pub fn report_path(report: &Value, id: u32) -> &Value {
+    report["paths"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["path_id"] == id))
+        .unwrap_or_else(|| panic!("no path {id} in {report:#}"))
+}
+
 /// The directory holding the workspace's binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

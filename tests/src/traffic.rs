@@ -141,6 +141,19 @@ impl Load {
     }
 }
 
+/// `frames` as an l2fwd NF forwarding to `mac` sends them: destination MAC rewritten,
+/// nothing else.
+pub fn with_dst_mac(frames: &[Vec<u8>], mac: [u8; 6]) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            f[..6].copy_from_slice(&mac);
+            f
+        })
+        .collect()
+}
+
 /// `flows` × `per_flow` mixed UDP/TCP frames (netvm-wire's default generator settings).
 pub fn flow_frames(flows: u32, per_flow: u32) -> Vec<Vec<u8>> {
     generate_mixed_flows(&MixedFlows {

@@ -204,13 +204,6 @@ fn nf_returns_after_an_idle_sleep_are_all_taken_back() {
     assert_eq!(report["dropped"], 0, "{report:#}");
     assert_eq!(report["ports"][1]["tx"].as_u64(), Some(n), "{report:#}");
     let got = read_pcap(&output);
-    let want: Vec<Vec<u8>> = frames
-        .iter()
-        .map(|f| {
-            let mut f = f.clone();
-            f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x77]);
-            f
-        })
-        .collect();
+    let want = netvm_tests::traffic::with_dst_mac(&frames, [2, 0, 0, 0, 0, 0x77]);
     assert_eq!(got, want, "packets changed or lost after the idle period");
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use netvm_tests::netns::{start_split, Split, VethPair};
 use netvm_tests::traffic::{self, Load};
 use netvm_tests::{eal_section, worker_cpu, Core, Proc, Scratch};
+use netvm_tests::{report_path as path, report_port as port};
 use serde_json::{json, Value};
 
 const PATH: u32 = 4242;
@@ -49,20 +50,6 @@ fn nf<'a>(report: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|a| a.iter().find(|n| n["name"] == name))
         .unwrap_or_else(|| panic!("no NF {name} in {report:#}"))
-}
-
-fn port<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["ports"]
-        .as_array()
-        .and_then(|a| a.iter().find(|n| n["name"] == name))
-        .unwrap_or_else(|| panic!("no port {name} in {report:#}"))
-}
-
-fn path(report: &Value, id: u32) -> &Value {
-    report["paths"]
-        .as_array()
-        .and_then(|a| a.iter().find(|p| p["path_id"] == id))
-        .unwrap_or_else(|| panic!("no path {id} in {report:#}"))
 }
 
 /// Complete records in a classic pcap file that may still be being written.

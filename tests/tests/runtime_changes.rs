@@ -94,13 +94,6 @@ fn chain_change_and_detach_keep_other_chains_whole() {
     let fa = &report["nfs"][0];
     assert_eq!(fa["delivered"].as_u64(), Some(n), "{fa:#}");
     let got = read_pcap(&output);
-    let want: Vec<Vec<u8>> = frames
-        .iter()
-        .map(|f| {
-            let mut f = f.clone();
-            f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x77]);
-            f
-        })
-        .collect();
+    let want = netvm_tests::traffic::with_dst_mac(&frames, [2, 0, 0, 0, 0, 0x77]);
     assert_eq!(got, want, "chain A's packets changed or lost");
 }

@@ -118,6 +118,8 @@ impl State {
                     self.free(m, DropReason::Backpressure);
                 }
             }
+            // Two loops on purpose: folding them into one with the choice inside measured
+            // 3 switch cycles per frame more (the compiler does not unswitch it).
             Some(Some(nf)) => {
                 let d = &sh.domains[usize::from(dom)];
                 for i in 0..n {
